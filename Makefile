@@ -1,0 +1,38 @@
+# kubelite: `make up` runs the cluster, `make test` runs every test.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+DATA  ?= $(HOME)/.kubelite
+
+.PHONY: install up test unit integration e2e proto lint bench clean
+
+install:
+	@bash hack/install.sh
+
+up: install
+	$(VENV)/bin/kubelite up --data-dir $(DATA)
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+unit: install
+	$(PY) -m pytest -q tests/unit
+
+integration: install
+	$(PY) -m pytest -q tests/integration
+
+e2e: install
+	$(PY) -m pytest -q tests/e2e
+
+# Regenerate the committed gRPC stubs from proto/ (needs the dev extra: grpcio-tools).
+proto:
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. proto/etcd/kv.proto proto/etcd/rpc.proto
+
+lint:
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) benchmarks/api.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

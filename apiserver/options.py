@@ -1,0 +1,66 @@
+"""Command-line flags of the apiserver, named as kube-apiserver's."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ApiServerOptions:
+    etcd_servers: list[str] = field(default_factory=lambda: ["http://127.0.0.1:2379"])
+    bind_address: str = "127.0.0.1"
+    secure_port: int = 6443
+    min_request_timeout: int = 1800
+    etcd_compaction_interval: float = 300.0
+    advertise_address: str = "127.0.0.1"
+
+
+def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
+    p = argparse.ArgumentParser(prog="kubelite apiserver",
+                                description="kubelite API server (kube-apiserver flags)")
+    p.add_argument("--etcd-servers", default="http://127.0.0.1:2379",
+                   help="comma-separated etcd client URLs")
+    p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--secure-port", type=int, default=6443,
+                   help="port to serve on (plain HTTP until TLS lands)")
+    p.add_argument("--advertise-address", default=None)
+    p.add_argument("--min-request-timeout", type=int, default=1800,
+                   help="default watch timeout in seconds")
+    p.add_argument("--etcd-compaction-interval", default="5m",
+                   help="how often to compact etcd history (0 disables), e.g. 5m, 300s")
+    p.add_argument("-v", "--v", type=int, default=0, help="log verbosity")
+    a = p.parse_args(argv)
+    return ApiServerOptions(
+        etcd_servers=[s.strip() for s in a.etcd_servers.split(",") if s.strip()],
+        bind_address=a.bind_address,
+        secure_port=a.secure_port,
+        min_request_timeout=a.min_request_timeout,
+        etcd_compaction_interval=parse_duration(a.etcd_compaction_interval),
+        advertise_address=a.advertise_address or a.bind_address,
+    )
+
+
+def parse_duration(text: str) -> float:
+    """Go-style durations as kube flags take them: 300ms, 10s, 5m, 1h, 1m30s."""
+    text = text.strip()
+    if text in ("0", ""):
+        return 0.0
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total, num = 0.0, ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            num += ch
+            i += 1
+            continue
+        unit = text[i:i + 2] if text[i:i + 2] == "ms" else ch
+        if unit not in units or not num:
+            raise argparse.ArgumentTypeError(f"invalid duration {text!r}")
+        total += float(num) * units[unit]
+        num = ""
+        i += len(unit)
+    if num:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (missing unit)")
+    return total

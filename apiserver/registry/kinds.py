@@ -1,0 +1,120 @@
+"""One strategy per kind: only what differs from the generic Strategy."""
+
+from __future__ import annotations
+
+from api import defaults
+from api.errors import Cause
+from api.resources import Resource
+from apiserver.registry.strategy import Obj, Strategy
+
+
+class WithStatus(Strategy):
+    has_status = True
+
+
+class NamespaceStrategy(WithStatus):
+    def initial_status(self, obj: Obj) -> Obj:
+        return {"phase": "Active"}
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        # spec.finalizers changes only through the finalize subresource.
+        if "spec" in old:
+            new["spec"] = old["spec"]
+
+
+class PodStrategy(WithStatus):
+    return_deleted_object = True
+
+    def initial_status(self, obj: Obj) -> Obj:
+        return {"phase": "Pending", "qosClass": qos_class(obj)}
+
+    def grace_period(self, obj: Obj, requested: int | None) -> int:
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        # Nothing runs an unbound or finished pod, so nobody would confirm a graceful stop.
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        if requested is not None:
+            return max(int(requested), 0)
+        grace = spec.get("terminationGracePeriodSeconds")
+        return int(grace) if isinstance(grace, int) and grace >= 0 else 30
+
+
+def qos_class(pod: Obj) -> str:
+    """Guaranteed / Burstable / BestEffort, from container requests and limits."""
+    containers = list((pod.get("spec") or {}).get("containers") or [])
+    containers += list((pod.get("spec") or {}).get("initContainers") or [])
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        if not isinstance(c, dict):
+            continue
+        res = c.get("resources") or {}
+        req = res.get("requests") or {}
+        lim = res.get("limits") or {}
+        if req or lim:
+            any_set = True
+        for r in ("cpu", "memory"):
+            if r not in lim or (r in req and str(req[r]) != str(lim[r])):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+class NodeStrategy(WithStatus):
+    def prepare_for_create(self, obj: Obj) -> None:
+        # A node registers itself with its status (upstream allows it on create).
+        obj.setdefault("status", {})
+
+
+class ServiceStrategy(WithStatus):
+    def initial_status(self, obj: Obj) -> Obj:
+        return {"loadBalancer": {}}
+
+
+class WorkloadStrategy(WithStatus):
+    """Deployments, ReplicaSets, DaemonSets, Jobs: status is the controller's."""
+
+
+class JobStrategy(WorkloadStrategy):
+    def after_uid(self, obj: Obj) -> None:
+        defaults.default_job_selector(obj)
+
+
+class AlwaysCreateOnUpdate(Strategy):
+    # Upstream lets PUT create these (leader election and endpoint writers rely on it).
+    allow_create_on_update = True
+
+
+class EventStrategy(AlwaysCreateOnUpdate):
+    pass
+
+
+_STRATEGIES: dict[str, type[Strategy]] = {
+    "namespaces": NamespaceStrategy,
+    "pods": PodStrategy,
+    "nodes": NodeStrategy,
+    "services": ServiceStrategy,
+    "endpoints": AlwaysCreateOnUpdate,
+    "events": EventStrategy,
+    "leases": AlwaysCreateOnUpdate,
+    "deployments": WorkloadStrategy,
+    "replicasets": WorkloadStrategy,
+    "daemonsets": WorkloadStrategy,
+    "jobs": JobStrategy,
+}
+
+
+def strategy_for(resource: Resource) -> Strategy:
+    return _STRATEGIES.get(resource.plural, Strategy)(resource)
+
+
+def validate_binding(binding: Obj) -> list[Cause]:
+    target = binding.get("target")
+    if not isinstance(target, dict) or not target.get("name"):
+        return [{"reason": "FieldValueRequired", "message": "Required value",
+                 "field": "target.name"}]
+    return []
+

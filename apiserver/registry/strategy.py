@@ -1,0 +1,85 @@
+"""What a kind adds to the generic store: how it is prepared, defaulted and validated.
+
+As upstream's RESTCreateStrategy / RESTUpdateStrategy: the generic Store does CRUD once and
+calls these hooks; a kind overrides only what differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api import defaults, validation
+from api.errors import Cause
+from api.resources import Resource
+
+Obj = dict[str, Any]
+
+# Top-level fields that are neither spec nor status: a change to them is not a spec change.
+_NON_SPEC_FIELDS = ("apiVersion", "kind", "metadata", "status")
+
+
+def spec_of(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in _NON_SPEC_FIELDS}
+
+
+class Strategy:
+    """Defaults for a kind without spec/status split (ConfigMap, Secret, Lease, ...)."""
+
+    has_status = False  # status is only written through the status subresource
+    allow_create_on_update = False
+    allow_unconditional_update = True
+    return_deleted_object = False
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+
+    # -- create ---------------------------------------------------------------------------
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        if self.has_status:
+            obj["status"] = self.initial_status(obj)
+
+    def initial_status(self, obj: Obj) -> Obj:
+        return {}
+
+    def default(self, obj: Obj) -> None:
+        defaults.apply_defaults(self.resource.plural, obj)
+
+    def after_uid(self, obj: Obj) -> None:
+        """Defaults that need the object's uid (Job selectors)."""
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        return validation.validate(self.resource.plural, obj)
+
+    # -- update ---------------------------------------------------------------------------
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        if self.has_status:
+            # The main resource cannot change status; only the status subresource can.
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        """The status subresource changes status only: everything else comes from old."""
+        out = {k: v for k, v in old.items() if k != "status"}
+        out["metadata"] = old["metadata"]
+        if "status" in new:
+            out["status"] = new["status"]
+        return out
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return validation.validate(self.resource.plural, new, old)
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return validation.validate_status_update(self.resource.plural, new, old)
+
+    def bumps_generation(self, new: Obj, old: Obj) -> bool:
+        return spec_of(new) != spec_of(old)
+
+    # -- delete ---------------------------------------------------------------------------
+
+    def grace_period(self, obj: Obj, requested: int | None) -> int:
+        """Seconds the object lingers, marked, before it is removed (0 = at once)."""
+        return 0

@@ -1,0 +1,278 @@
+"""The apiserver application: middlewares, routes, and the lifetime of etcd and caches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from api import errors
+from api.meta import now_rfc3339
+from api.resources import CATALOGUE
+from apiserver import discovery, handlers
+from apiserver.options import ApiServerOptions
+from apiserver.registry.kinds import strategy_for
+from apiserver.registry.store import Store
+from apiserver.state import APP_STATE, AppState
+from apiserver.storage.cacher import CachedStorage, Cacher
+from apiserver.storage.etcd3 import Etcd, EtcdError
+from apiserver.storage.etcd_store import EtcdStorage
+from apiserver.storage.interface import KeyExists, Obj
+
+log = logging.getLogger("apiserver")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@web.middleware
+async def status_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every failure leaves as a Kubernetes Status; nothing escapes as a traceback."""
+    try:
+        return await handler(request)
+    except errors.StatusError as e:
+        return handlers.status_response(e)
+    except web.HTTPException as e:
+        if e.status >= 400:
+            return handlers.status_response(errors.StatusError(
+                e.reason or "error", code=e.status,
+                reason={404: "NotFound", 405: "MethodNotAllowed",
+                        413: "RequestEntityTooLarge"}.get(e.status, "BadRequest")))
+        raise
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("internal error serving %s %s", request.method, request.path)
+        return handlers.status_response(errors.InternalError(
+            "an internal error occurred while serving the request"))
+
+
+def _not_found() -> errors.NotFound:
+    return errors.NotFound("the server could not find the requested resource")
+
+
+async def serve_api(request: web.Request) -> web.StreamResponse:
+    tail = request.match_info["tail"]
+    parts = tail.split("/") if tail else []
+    if parts and parts[-1] == "":
+        parts.pop()
+    if not parts:
+        if request.method != "GET":
+            raise errors.MethodNotAllowed("method not allowed")
+        state = request.app[APP_STATE]
+        addr = f"{state.options.advertise_address}:{state.options.secure_port}"
+        return handlers.json_response(discovery.api_versions(addr))
+    if parts[0] != "v1":
+        raise _not_found()
+    if len(parts) == 1:
+        return handlers.json_response(discovery.api_resource_list(CATALOGUE, "", "v1"))
+    return await handlers.serve_resource(request, "", "v1", parts[1:])
+
+
+async def serve_apis(request: web.Request) -> web.StreamResponse:
+    tail = request.match_info["tail"]
+    parts = tail.split("/") if tail else []
+    if parts and parts[-1] == "":
+        parts.pop()
+    if not parts:
+        return handlers.json_response(discovery.api_group_list(CATALOGUE))
+    if len(parts) == 1:
+        doc = discovery.api_group(CATALOGUE, parts[0])
+        if doc is None:
+            raise _not_found()
+        return handlers.json_response(doc)
+    if len(parts) == 2:
+        doc = discovery.api_resource_list(CATALOGUE, parts[0], parts[1])
+        if doc is None:
+            raise _not_found()
+        return handlers.json_response(doc)
+    if not CATALOGUE.in_group_version(parts[0], parts[1]):
+        raise _not_found()
+    return await handlers.serve_resource(request, parts[0], parts[1], parts[2:])
+
+
+async def serve_version(request: web.Request) -> web.Response:
+    return handlers.json_response(discovery.version_info())
+
+
+async def serve_health(request: web.Request) -> web.Response:
+    """/healthz, /livez, /readyz: etcd reachable, and for readyz every cache synced."""
+    state = request.app[APP_STATE]
+    checks: list[tuple[str, bool]] = [("ping", True)]
+    try:
+        await asyncio.wait_for(state.etcd.status(), 2.0)
+        checks.append(("etcd", True))
+    except (EtcdError, TimeoutError):
+        checks.append(("etcd", False))
+    if request.path.startswith("/readyz"):
+        checks.append(("informer-sync", all(c._ready.is_set() for c in state.cachers)))
+    ok = all(passed for _, passed in checks)
+    if "verbose" in request.query:
+        lines = [f"[{'+' if passed else '-'}]{name} {'ok' if passed else 'failed'}"
+                 for name, passed in checks]
+        check = request.path.strip("/").split("/")[0]
+        lines.append(f"{check} check {'passed' if ok else 'failed'}")
+        return web.Response(text="\n".join(lines) + "\n", status=200 if ok else 500)
+    return web.Response(text="ok" if ok else "failed", status=200 if ok else 500)
+
+
+async def serve_openapi_v2(request: web.Request) -> web.Response:
+    from apiserver import openapi
+    doc, etag = openapi.cached_v2(CATALOGUE)
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304)
+    accept = request.headers.get("Accept", "")
+    if "protobuf" in accept and "json" not in accept:
+        raise errors.StatusError("only application/json is served", code=406,
+                                 reason="NotAcceptable")
+    resp = web.Response(body=doc, content_type="application/json")
+    resp.headers["ETag"] = etag
+    return resp
+
+
+async def serve_openapi_v3(request: web.Request) -> web.Response:
+    from apiserver import openapi
+    tail = request.match_info.get("tail", "").strip("/")
+    if not tail:
+        return handlers.json_response(openapi.cached_v3_index(CATALOGUE))
+    parts = tail.split("/")
+    if parts[0] == "api" and len(parts) == 2:
+        group, version = "", parts[1]
+    elif parts[0] == "apis" and len(parts) == 3:
+        group, version = parts[1], parts[2]
+    else:
+        raise _not_found()
+    found = openapi.cached_v3_group_version(CATALOGUE, group, version)
+    if found is None:
+        raise _not_found()
+    body, etag = found
+    resp = web.Response(body=body, content_type="application/json")
+    resp.headers["ETag"] = etag
+    resp.headers["Cache-Control"] = "public, immutable" if "hash" in request.query \
+        else "no-cache, private"
+    return resp
+
+
+async def namespace_lookup_for(state: AppState) -> Any:
+    async def lookup(name: str) -> Obj | None:
+        cacher = state.stores["namespaces"].cacher
+        key = CATALOGUE.by_plural("namespaces").storage_key(None, name)  # type: ignore[union-attr]
+        found = cacher.get_cached(key)
+        if found is not None:
+            return found
+        try:
+            return await state.stores["namespaces"].get(None, name)
+        except errors.NotFound:
+            return None
+    return lookup
+
+
+async def ensure_system_namespaces(state: AppState) -> None:
+    store = state.stores["namespaces"]
+    for name in SYSTEM_NAMESPACES:
+        obj = {"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": name,
+                            "labels": {"kubernetes.io/metadata.name": name}}}
+        try:
+            await store.create(None, obj)
+        except (errors.AlreadyExists, KeyExists):
+            pass
+
+
+async def compact_periodically(state: AppState) -> None:
+    """Keep etcd's history bounded, as kube-apiserver does (compact to the revision seen one
+    interval ago, so watchers and paginated lists of the last interval keep working)."""
+    interval = state.options.etcd_compaction_interval
+    if interval <= 0:
+        return
+    previous = 0
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            current = await state.etcd.current_revision()
+            if previous:
+                await state.etcd.compact(previous)
+                log.info("compacted etcd to revision %d", previous)
+            previous = current
+        except EtcdError as e:
+            log.warning("etcd compaction failed: %s", e)
+
+
+async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: connect etcd, start one watch cache per resource, stop all at exit."""
+    state = app[APP_STATE]
+    etcd_storage = EtcdStorage(state.etcd)
+    lookup = await namespace_lookup_for(state)
+    for res in CATALOGUE.resources:
+        cacher = Cacher(etcd_storage, res.storage_prefix(), res.plural)
+        state.cachers.append(cacher)
+        state.stores[res.plural] = Store(res, strategy_for(res),
+                                         CachedStorage(etcd_storage, cacher), cacher, lookup)
+    for cacher in state.cachers:
+        cacher.start()
+    background = [asyncio.create_task(_bootstrap(state), name="bootstrap-namespaces"),
+                  asyncio.create_task(compact_periodically(state), name="etcd-compactor")]
+    try:
+        yield
+    finally:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for cacher in state.cachers:
+            await cacher.stop()
+        await state.etcd.close()
+
+
+async def _bootstrap(state: AppState) -> None:
+    delay = 0.2
+    while True:
+        try:
+            await ensure_system_namespaces(state)
+            return
+        except errors.StatusError as e:
+            log.warning("creating system namespaces: %s", e.message)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
+def create_app(options: ApiServerOptions) -> web.Application:
+    # The body limit is enforced by handlers.read_body, which answers with a Status.
+    app = web.Application(middlewares=[status_errors], client_max_size=1024 ** 3)
+    app[APP_STATE] = AppState(options=options, etcd=Etcd(options.etcd_servers))
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/version", serve_version)
+    for path in ("/healthz", "/livez", "/readyz"):
+        app.router.add_get(path, serve_health)
+        app.router.add_get(path + "/{check:.*}", serve_health)
+    app.router.add_get("/openapi/v2", serve_openapi_v2)
+    app.router.add_get("/openapi/v3", serve_openapi_v3)
+    app.router.add_get("/openapi/v3/{tail:.*}", serve_openapi_v3)
+    app.router.add_route("*", "/api", serve_api)
+    app.router.add_route("*", "/api/{tail:.*}", serve_api)
+    app.router.add_route("*", "/apis", serve_apis)
+    app.router.add_route("*", "/apis/{tail:.*}", serve_apis)
+    return app
+
+
+async def run(options: ApiServerOptions) -> None:
+    app = create_app(options)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, options.bind_address, options.secure_port,
+                       reuse_address=True, backlog=1024)
+    await site.start()
+    log.info("serving on http://%s:%d at %s", options.bind_address, options.secure_port,
+             now_rfc3339())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,43 @@
+"""The `kubelite` command: `up` (all-in-one) and one subcommand per component."""
+
+from __future__ import annotations
+
+import sys
+
+from apiserver.discovery import GIT_VERSION
+
+USAGE = f"""usage: kubelite <command> [flags]
+
+kubelite {GIT_VERSION}: a small but real Kubernetes in Python.
+
+commands:
+  up             run the whole cluster in the foreground (etcd + every component)
+  apiserver      run the API server (flags as kube-apiserver: --etcd-servers, --secure-port)
+  version        print the version
+
+Run `kubelite <command> --help` for a command's flags.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if args else 2
+    cmd, rest = args[0], args[1:]
+    if cmd in ("version", "--version"):
+        print(f"kubelite {GIT_VERSION}")
+        return 0
+    if cmd == "up":
+        from kubelite.up import main as up_main
+        return up_main(rest)
+    if cmd in ("apiserver", "kube-apiserver"):
+        from apiserver.__main__ import main as apiserver_main
+        return apiserver_main(rest)
+    print(f"kubelite: unknown command {cmd!r}\n", file=sys.stderr)
+    print(USAGE, end="", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

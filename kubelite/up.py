@@ -1,0 +1,214 @@
+"""`kubelite up`: the all-in-one cluster in the foreground, each component its own process.
+
+The supervisor starts etcd (unless --etcd-servers is given) and every component that exists,
+restarts a component that dies, and on SIGINT/SIGTERM stops them all (newest first) and
+exits 0. All state lives under --data-dir, so starting again on the same directory keeps
+every object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from client.kubeconfig import write_kubeconfig
+
+log = logging.getLogger("kubelite.up")
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    log_path: Path
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="kubelite up", description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", required=True, help="where etcd data, kubeconfig and logs live")
+    p.add_argument("--port", type=int, default=6443, help="apiserver port (default 6443)")
+    p.add_argument("--nodes", type=int, default=1, help="number of nodes (kubelets) to run")
+    p.add_argument("--etcd-servers", default="", help="use these etcd URLs instead of "
+                   "starting one")
+    for comp in ("kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
+                 "kube-proxy"):
+        p.add_argument(f"--{comp}-arg", action="append", default=[], metavar="--flag=value",
+                       help=f"extra flag for {comp} (repeatable)")
+    a = p.parse_args(argv)
+    if a.nodes < 0:
+        p.error("--nodes must be >= 0")
+    if not 1 <= a.port <= 65535:
+        p.error("--port must be between 1 and 65535")
+    return a
+
+
+class Supervisor:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_dir = Path(args.data_dir).resolve()
+        self.logs = self.data_dir / "logs"
+        self.components: list[Component] = []
+        self.stopping = asyncio.Event()
+        self.python = sys.executable
+
+    def _py(self, module: str, *flags: str) -> list[str]:
+        return [self.python, "-m", module, *flags]
+
+    def plan(self) -> list[Component]:
+        a = self.args
+        comps: list[Component] = []
+        etcd_servers = a.etcd_servers
+        if not etcd_servers:
+            etcd_bin = shutil.which("etcd")
+            if etcd_bin is None:
+                raise SystemExit("kubelite up: etcd is not installed (make install, or "
+                                 "apt-get install etcd-server), or pass --etcd-servers")
+            client_port, peer_port = free_port(), free_port()
+            etcd_servers = f"http://127.0.0.1:{client_port}"
+            comps.append(Component("etcd", [
+                etcd_bin, "--name", "kubelite", "--data-dir", str(self.data_dir / "etcd"),
+                "--listen-client-urls", etcd_servers, "--advertise-client-urls", etcd_servers,
+                "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+                "--initial-cluster", f"kubelite=http://127.0.0.1:{peer_port}",
+                "--quota-backend-bytes", str(4 * 1024 ** 3),
+            ], self.logs / "etcd.log"))
+        self.etcd_servers = etcd_servers
+        comps.append(Component("apiserver", self._py(
+            "apiserver", "--etcd-servers", etcd_servers, "--secure-port", str(a.port),
+            "--bind-address", "127.0.0.1", *a.kube_apiserver_arg), self.logs / "apiserver.log"))
+        return comps
+
+    async def start(self, comp: Component) -> None:
+        comp.log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = comp.log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **comp.env}
+        comp.proc = await asyncio.create_subprocess_exec(
+            *comp.argv, stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL, env=env,
+            start_new_session=True)
+        out.close()
+        comp.started_at = time.monotonic()
+        log.info("started %s (pid %d), log: %s", comp.name, comp.proc.pid, comp.log_path)
+
+    async def watch(self, comp: Component) -> None:
+        """Restart a component that exits on its own, with back-off."""
+        delay = 1.0
+        while not self.stopping.is_set():
+            assert comp.proc is not None
+            code = await comp.proc.wait()
+            if self.stopping.is_set():
+                return
+            if time.monotonic() - comp.started_at > 60:
+                delay = 1.0
+            comp.restarts += 1
+            print(f"kubelite: {comp.name} exited with {code}; restarting in {delay:.0f}s "
+                  f"(see {comp.log_path})", file=sys.stderr, flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            if self.stopping.is_set():
+                return
+            delay = min(delay * 2, 30.0)
+            await self.start(comp)
+
+    async def stop_all(self) -> None:
+        for comp in reversed(self.components):
+            proc = comp.proc
+            if proc is None or proc.returncode is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+            log.info("stopped %s", comp.name)
+
+    async def wait_ready(self, url: str, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            try:
+                ok = await asyncio.to_thread(_http_ok, url)
+                if ok:
+                    return True
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+        return False
+
+    async def run(self) -> int:
+        a = self.args
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if port_in_use(a.port):
+            print(f"kubelite up: port {a.port} is already in use (another cluster?); "
+                  f"choose another with --port", file=sys.stderr)
+            return 1
+        self.components = self.plan()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        watchers: list[asyncio.Task[None]] = []
+        try:
+            for comp in self.components:
+                await self.start(comp)
+                watchers.append(asyncio.create_task(self.watch(comp),
+                                                    name=f"supervise:{comp.name}"))
+            server = f"http://127.0.0.1:{a.port}"
+            if not await self.wait_ready(server + "/readyz"):
+                if self.stopping.is_set():
+                    return 0
+                print(f"kubelite up: the apiserver did not become ready; see {self.logs}",
+                      file=sys.stderr)
+                return 1
+            kubeconfig = self.data_dir / "kubeconfig"
+            write_kubeconfig(kubeconfig, server)
+            (self.data_dir / "cluster.json").write_text(json.dumps(
+                {"server": server, "etcdServers": self.etcd_servers,
+                 "pids": {c.name: c.proc.pid for c in self.components if c.proc}}, indent=2))
+            print(f"kubelite is ready: export KUBECONFIG={kubeconfig}", flush=True)
+            await self.stopping.wait()
+            return 0
+        finally:
+            self.stopping.set()
+            for t in watchers:
+                t.cancel()
+            await self.stop_all()
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return bool(resp.status == 200)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    return asyncio.run(Supervisor(args).run())
