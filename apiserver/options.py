@@ -14,6 +14,7 @@ class ApiServerOptions:
     min_request_timeout: int = 1800
     etcd_compaction_interval: float = 300.0
     advertise_address: str = "127.0.0.1"
+    default_watch_cache_size: int = 10_000
 
 
 def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
@@ -29,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
                    help="default watch timeout in seconds")
     p.add_argument("--etcd-compaction-interval", default="5m",
                    help="how often to compact etcd history (0 disables), e.g. 5m, 300s")
+    p.add_argument("--default-watch-cache-size", type=int, default=10_000,
+                   help="events kept per resource for watchers to resume from")
     p.add_argument("-v", "--v", type=int, default=0, help="log verbosity")
     a = p.parse_args(argv)
     return ApiServerOptions(
@@ -38,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
         min_request_timeout=a.min_request_timeout,
         etcd_compaction_interval=parse_duration(a.etcd_compaction_interval),
         advertise_address=a.advertise_address or a.bind_address,
+        default_watch_cache_size=max(a.default_watch_cache_size, 1),
     )
 
 

@@ -56,7 +56,7 @@ def _not_found() -> errors.NotFound:
 
 
 async def serve_api(request: web.Request) -> web.StreamResponse:
-    tail = request.match_info["tail"]
+    tail = request.match_info.get("tail", "")
     parts = tail.split("/") if tail else []
     if parts and parts[-1] == "":
         parts.pop()
@@ -74,7 +74,7 @@ async def serve_api(request: web.Request) -> web.StreamResponse:
 
 
 async def serve_apis(request: web.Request) -> web.StreamResponse:
-    tail = request.match_info["tail"]
+    tail = request.match_info.get("tail", "")
     parts = tail.split("/") if tail else []
     if parts and parts[-1] == "":
         parts.pop()
@@ -208,7 +208,8 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     etcd_storage = EtcdStorage(state.etcd)
     lookup = await namespace_lookup_for(state)
     for res in CATALOGUE.resources:
-        cacher = Cacher(etcd_storage, res.storage_prefix(), res.plural)
+        cacher = Cacher(etcd_storage, res.storage_prefix(), res.plural,
+                        state.options.default_watch_cache_size)
         state.cachers.append(cacher)
         state.stores[res.plural] = Store(res, strategy_for(res),
                                          CachedStorage(etcd_storage, cacher), cacher, lookup)

@@ -75,7 +75,10 @@ class ServiceStrategy(WithStatus):
 
 
 class WorkloadStrategy(WithStatus):
-    """Deployments, ReplicaSets, DaemonSets, Jobs: status is the controller's."""
+    """Deployments, ReplicaSets, DaemonSets, Jobs: status is the controller's, and
+    generation tells it which spec it has observed."""
+
+    tracks_generation = True
 
 
 class JobStrategy(WorkloadStrategy):

@@ -184,7 +184,10 @@ class Store:
             md.pop(k, None)
         md["uid"] = new_uid()
         md["creationTimestamp"] = now_rfc3339()
-        md["generation"] = 1
+        if self.strategy.tracks_generation:
+            md["generation"] = 1
+        else:
+            md.pop("generation", None)
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
         self.strategy.after_uid(obj)
@@ -280,6 +283,8 @@ class Store:
                 md.pop(k, None)
         if self.strategy.bumps_generation(new, old):
             md["generation"] = int(old_md.get("generation") or 1) + 1
+        elif not self.strategy.tracks_generation:
+            md.pop("generation", None)
 
     async def update(self, namespace: str | None, name: str, body: Any, *,
                      dry_run: bool = False, subresource: str | None = None,

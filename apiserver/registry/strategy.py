@@ -26,6 +26,7 @@ class Strategy:
     """Defaults for a kind without spec/status split (ConfigMap, Secret, Lease, ...)."""
 
     has_status = False  # status is only written through the status subresource
+    tracks_generation = False  # metadata.generation counts spec changes
     allow_create_on_update = False
     allow_unconditional_update = True
     return_deleted_object = False
@@ -76,7 +77,7 @@ class Strategy:
         return validation.validate_status_update(self.resource.plural, new, old)
 
     def bumps_generation(self, new: Obj, old: Obj) -> bool:
-        return spec_of(new) != spec_of(old)
+        return self.tracks_generation and spec_of(new) != spec_of(old)
 
     # -- delete ---------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ class WatchClosed(Exception):
     """The watcher fell too far behind, or the cache was reset; the client must re-watch."""
 
 
-@dataclass
+@dataclass(eq=False)  # identity-hashed: watchers live in a set
 class Watcher:
     prefix: str
     predicate: Predicate | None
@@ -110,12 +110,13 @@ class Watcher:
 class Cacher:
     """Watch cache for one resource (one etcd key prefix)."""
 
-    def __init__(self, storage: EtcdStorage, prefix: str, resource: str) -> None:
+    def __init__(self, storage: EtcdStorage, prefix: str, resource: str,
+                 history_size: int = HISTORY_SIZE) -> None:
         self.storage = storage
         self.prefix = prefix
         self.resource = resource
         self.objects: dict[str, Obj] = {}
-        self.history: deque[CacheEvent] = deque(maxlen=HISTORY_SIZE)
+        self.history: deque[CacheEvent] = deque(maxlen=history_size)
         self.revision = 0  # every change up to this revision is in `objects`
         self.oldest = 0  # the oldest revision a watcher may resume from
         self.watchers: set[Watcher] = set()
