@@ -124,8 +124,9 @@ def _default_field_ref(holder: Obj) -> None:
 
 def _default_container(container: Obj) -> None:
     image = container.get("image")
-    if isinstance(image, str) and not container.get("imagePullPolicy"):
-        container["imagePullPolicy"] = "Always" if _image_tag(image) == "latest" else "IfNotPresent"
+    if (image is None or isinstance(image, str)) and container.get("imagePullPolicy") in (None, ""):
+        latest = isinstance(image, str) and _image_tag(image) == "latest"
+        container["imagePullPolicy"] = "Always" if latest else "IfNotPresent"
     _default_str(container, "terminationMessagePath", "/dev/termination-log")
     _default_str(container, "terminationMessagePolicy", "File")
     _default(container, "resources", {})

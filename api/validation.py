@@ -208,7 +208,7 @@ def _str_map(errs: Errs, parent: Any, key: str, path: str) -> dict[str, str] | N
     for k, v in raw.items():
         if isinstance(v, str):
             out[str(k)] = v
-        elif v is not None:
+        else:  # null too: stored as-is it would reach every client as a non-string
             _invalid(errs, _k(_c(path, key), str(k)), _json_type(v), "must be a string")
     return out
 
@@ -674,7 +674,7 @@ def _selector_matches(selector: Obj, labels: dict[str, str]) -> bool:
     """Whether a selector that passed `_validate_label_selector` selects `labels`."""
     try:
         return label_selector_object_matches(selector, labels)
-    except ValueError:  # not expected after validation; the selector's own causes say why
+    except (ValueError, TypeError, AttributeError):  # not expected after validation
         return True
 
 
@@ -1840,8 +1840,9 @@ def _validate_service(errs: Errs, obj: Obj) -> None:
     else:
         _enum(errs, "spec.externalTrafficPolicy", external_policy, ("Cluster", "Local"))
     internal_policy = _str(errs, spec, "internalTrafficPolicy", "spec")
+    # Required only where defaulting fills it; other types never had it checked upstream.
     _enum(errs, "spec.internalTrafficPolicy", internal_policy, ("Cluster", "Local"),
-          required=svc_type != "ExternalName")
+          required=svc_type in ("ClusterIP", "NodePort", "LoadBalancer"))
     health_port = _int(errs, spec, "healthCheckNodePort", "spec")
     if health_port:
         if not (svc_type == "LoadBalancer" and external_policy == "Local"):

@@ -18,6 +18,7 @@ from aiohttp import web
 from api import errors
 from api.codec import DecodeError, dumps, loads
 from api.resources import CATALOGUE, Resource
+from apiserver import fieldvalidation
 from apiserver.registry import subresources
 from apiserver.registry.store import PATCH_TYPES, DeleteOptions, ListOptions, Store
 from apiserver.state import APP_STATE
@@ -120,6 +121,10 @@ def dry_run(request: web.Request, body: Any = None) -> bool:
         if v != "All":
             raise errors.BadRequest(f"Invalid dry run value: {v!r}: supported values: \"All\"")
     return bool(values)
+
+
+def field_validation(request: web.Request) -> str:
+    return fieldvalidation.mode_of(request.query.get("fieldValidation"))
 
 
 def query_int(request: web.Request, name: str, minimum: int = 0) -> int | None:
@@ -251,7 +256,8 @@ async def serve_resource(request: web.Request, group: str, version: str,
                     "the server does not allow this method on the requested resource")
             require_json(request)
             body = decode_body(await read_body(request), request.content_type)
-            obj = await store.create(ns, body, dry_run=dry_run(request))
+            obj = await store.create(ns, body, dry_run=dry_run(request),
+                                     field_validation=field_validation(request))
             return json_response(render_one(request, res, obj), 201)
         if method == "DELETE":
             raw = await read_body(request)
@@ -273,12 +279,14 @@ async def serve_resource(request: web.Request, group: str, version: str,
     if method == "PUT":
         require_json(request)
         body = decode_body(await read_body(request), request.content_type)
-        obj, created = await store.update(ns, name, body, dry_run=dry_run(request))
+        obj, created = await store.update(ns, name, body, dry_run=dry_run(request),
+                                          field_validation=field_validation(request))
         return json_response(render_one(request, res, obj), 201 if created else 200)
     if method == "PATCH":
         patch_type = patch_type_of(request)
         body = decode_body(await read_body(request), JSON)
-        obj = await store.patch(ns, name, patch_type, body, dry_run=dry_run(request))
+        obj = await store.patch(ns, name, patch_type, body, dry_run=dry_run(request),
+                                field_validation=field_validation(request))
         return json_response(render_one(request, res, obj))
     if method == "DELETE":
         raw = await read_body(request)
@@ -312,12 +320,14 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
             require_json(request)
             body = decode_body(await read_body(request), request.content_type)
             obj, _ = await store.update(ns, name, body, dry_run=dry_run(request),
-                                        subresource="status")
+                                        subresource="status",
+                                        field_validation=field_validation(request))
             return json_response(obj)
         if method == "PATCH":
             body = decode_body(await read_body(request), JSON)
             obj = await store.patch(ns, name, patch_type_of(request), body,
-                                    dry_run=dry_run(request), subresource="status")
+                                    dry_run=dry_run(request), subresource="status",
+                                    field_validation=field_validation(request))
             return json_response(obj)
     elif sub == "scale":
         if method == "GET":

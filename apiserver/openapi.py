@@ -1974,37 +1974,32 @@ def _closure(roots: set[str], schemas: dict[str, Schema]) -> dict[str, Schema]:
 _PARAMETERS: dict[str, tuple[str, str, str]] = {
     # name: (in, type, description)
     "name": ("path", "string", "name of the object"),
-    "namespace": ("path", "string", ("object name and auth scope, such as for teams and "
-                                    "projects")),
+    "namespace": ("path", "string", "object name and auth scope, such as for teams and projects"),
     "pretty": ("query", "string", "If 'true', then the output is pretty printed."),
-    "dryRun": ("query", "string", ("When present, indicates that modifications should not be "
-                                  "persisted. Valid values are: - All: all dry run stages "
-                                  "will be processed")),
+    "dryRun": ("query", "string", "If All, run every stage of the request but persist nothing."),
     "fieldManager": ("query", "string", ("Name of the actor making the change, used to track "
-                                        "field ownership. Required for apply patches.")),
-    "fieldValidation": ("query", "string", ("How the server handles unknown or duplicate "
-                                           "fields in the request object. Valid values are: "
-                                           "- Ignore - Warn - Strict")),
-    "force": ("query", "boolean", ("Take ownership of conflicting fields in an apply patch. "
-                                  "Must be unset for other patch types.")),
+                                         "field ownership; required for apply patches.")),
+    "fieldValidation": ("query", "string", ("What to do about unknown or duplicate fields in "
+                                            "the object: Ignore, Warn or Strict.")),
+    "force": ("query", "boolean", ("Take ownership of conflicting fields in an apply patch; "
+                                   "must be unset for other patch types.")),
     "allowWatchBookmarks": ("query", "boolean", "Ask for BOOKMARK events in a watch."),
     "continue": ("query", "string", "Continue token from a previous limited list."),
     "fieldSelector": ("query", "string", ("Select objects by field values, e.g. "
-                                         "spec.nodeName=n1. Defaults to everything.")),
+                                          "spec.nodeName=n1. Defaults to everything.")),
     "labelSelector": ("query", "string", "Select objects by labels. Defaults to everything."),
-    "limit": ("query", "integer", ("Maximum number of items to return; use continue for the "
-                                  "rest.")),
+    "limit": ("query", "integer", "Maximum number of items; fetch the rest with continue."),
     "resourceVersion": ("query", "string", "Serve the list or watch from this version."),
     "resourceVersionMatch": ("query", "string", "How resourceVersion is applied to a list."),
     "sendInitialEvents": ("query", "boolean", ("Start a watch with synthetic ADDED events for "
-                                              "existing objects.")),
+                                               "the objects that already exist.")),
     "timeoutSeconds": ("query", "integer", "Time limit of the list or watch call."),
     "watch": ("query", "boolean", "Watch for changes instead of listing."),
     "gracePeriodSeconds": ("query", "integer", ("Seconds before the object is deleted; 0 "
-                                               "deletes immediately.")),
+                                                "deletes immediately.")),
     "orphanDependents": ("query", "boolean", "Deprecated: use propagationPolicy."),
     "propagationPolicy": ("query", "string", ("Whether and how dependents are garbage "
-                                             "collected: Orphan, Background or Foreground.")),
+                                              "collected: Orphan, Background or Foreground.")),
     "container": ("query", "string", "The container to use; defaults to the only one."),
     "follow": ("query", "boolean", "Stream the log as it grows."),
     "previous": ("query", "boolean", "Return the log of the previous, terminated run."),
@@ -2371,16 +2366,22 @@ def openapi_v3_group_version(
     }
 
 
+def _index(hashes: dict[tuple[str, str], str]) -> dict[str, Any]:
+    paths: dict[str, dict[str, str]] = {}
+    for (group, version), content_hash in hashes.items():
+        key = group_version_path(group, version)
+        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={content_hash}"}
+    return {"paths": dict(sorted(paths.items()))}
+
+
 def openapi_v3_index(catalogue: Catalogue) -> dict[str, Any]:
     """GET /openapi/v3: each group-version's document, addressed with its content hash."""
-    paths: dict[str, dict[str, str]] = {}
+    hashes: dict[tuple[str, str], str] = {}
     for group, version in _group_versions(catalogue):
         document = openapi_v3_group_version(catalogue, group, version)
-        if document is None:
-            continue
-        key = group_version_path(group, version)
-        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={etag(document)}"}
-    return {"paths": dict(sorted(paths.items()))}
+        if document is not None:
+            hashes[(group, version)] = etag(document)
+    return _index(hashes)
 
 
 def openapi_v2(catalogue: Catalogue) -> dict[str, Any]:
@@ -2443,7 +2444,13 @@ class OpenAPIDocuments:
     def v3_index(self) -> tuple[bytes, str]:
         """(body, etag) of /openapi/v3."""
         if self._index is None:
-            body = serialize(openapi_v3_index(self._catalogue))
+            # Hash the very bytes this object serves, so `?hash=` always matches the ETag.
+            hashes = {}
+            for group, version in _group_versions(self._catalogue):
+                served = self.v3_group_version(group, version)
+                if served is not None:
+                    hashes[(group, version)] = served[1]
+            body = serialize(_index(hashes))
             self._index = (body, etag(body))
         return self._index
 

@@ -120,40 +120,53 @@ async def serve_health(request: web.Request) -> web.Response:
     return web.Response(text="ok" if ok else "failed", status=200 if ok else 500)
 
 
-async def serve_openapi_v2(request: web.Request) -> web.Response:
-    from apiserver import openapi
-    doc, etag = openapi.cached_v2(CATALOGUE)
-    if request.headers.get("If-None-Match") == etag:
-        return web.Response(status=304)
-    accept = request.headers.get("Accept", "")
-    if "protobuf" in accept and "json" not in accept:
-        raise errors.StatusError("only application/json is served", code=406,
-                                 reason="NotAcceptable")
-    resp = web.Response(body=doc, content_type="application/json")
-    resp.headers["ETag"] = etag
+OPENAPI = web.AppKey("openapi", object)
+
+
+def _openapi(request: web.Request) -> Any:
+    """The documents are computed once per process, on first use (they never change)."""
+    docs = request.app.get(OPENAPI)
+    if docs is None:
+        from apiserver.openapi import OpenAPIDocuments
+        docs = OpenAPIDocuments(CATALOGUE)
+        request.app[OPENAPI] = docs
+    return docs
+
+
+def _document(request: web.Request, body: bytes, etag: str) -> web.Response:
+    quoted = f'"{etag}"'
+    if request.headers.get("If-None-Match") in (quoted, etag):
+        return web.Response(status=304, headers={"ETag": quoted})
+    resp = web.Response(body=body, content_type="application/json")
+    resp.headers["ETag"] = quoted
     return resp
 
 
+async def serve_openapi_v2(request: web.Request) -> web.Response:
+    accept = request.headers.get("Accept", "")
+    if accept and not any(t in accept for t in ("json", "*/*")):
+        raise errors.StatusError("only application/json is served for /openapi/v2", code=406,
+                                 reason="NotAcceptable")
+    body, etag = _openapi(request).v2()
+    return _document(request, body, etag)
+
+
 async def serve_openapi_v3(request: web.Request) -> web.Response:
-    from apiserver import openapi
+    docs = _openapi(request)
     tail = request.match_info.get("tail", "").strip("/")
     if not tail:
-        return handlers.json_response(openapi.cached_v3_index(CATALOGUE))
-    parts = tail.split("/")
-    if parts[0] == "api" and len(parts) == 2:
-        group, version = "", parts[1]
-    elif parts[0] == "apis" and len(parts) == 3:
-        group, version = parts[1], parts[2]
-    else:
-        raise _not_found()
-    found = openapi.cached_v3_group_version(CATALOGUE, group, version)
+        body, etag = docs.v3_index()
+        return _document(request, body, etag)
+    found = docs.v3_path(tail)
     if found is None:
         raise _not_found()
     body, etag = found
-    resp = web.Response(body=body, content_type="application/json")
-    resp.headers["ETag"] = etag
-    resp.headers["Cache-Control"] = "public, immutable" if "hash" in request.query \
-        else "no-cache, private"
+    wanted = request.query.get("hash")
+    if wanted and wanted != etag:
+        # A stale link: send the client to the current document, as upstream does.
+        raise web.HTTPMovedPermanently(f"/openapi/v3/{tail}?hash={etag}")
+    resp = _document(request, body, etag)
+    resp.headers["Cache-Control"] = "public, immutable" if wanted else "no-cache, private"
     return resp
 
 

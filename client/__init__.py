@@ -16,6 +16,7 @@ from client.informer import (
 from client.kubeconfig import ClientConfig, ConfigError, load_kubeconfig, write_kubeconfig
 from client.leaderelection import LeaderElector, micro_time
 from client.rest import (
+    NO_RETRY,
     ApiClient,
     ApiConnectionError,
     PatchType,
@@ -36,6 +37,7 @@ from client.workqueue import (
 
 __all__ = [
     "NAMESPACE_INDEX",
+    "NO_RETRY",
     "ApiClient",
     "ApiConnectionError",
     "Backoff",

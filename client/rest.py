@@ -126,7 +126,10 @@ def _retry_after(resp: aiohttp.ClientResponse) -> int | None:
 async def _status_error(resp: aiohttp.ClientResponse) -> StatusError:
     """Read a failed response (and release it) into the most specific StatusError."""
     async with resp:
-        raw = await resp.read()
+        try:
+            raw = await resp.read()
+        except (aiohttp.ClientError, TimeoutError):
+            raw = b""  # the status code alone still tells what happened
     body: Any = None
     try:
         body = json.loads(raw) if raw else None
@@ -343,9 +346,12 @@ class ApiClient:
                 raise ApiConnectionError(f"{method} {path}: reading response: {e!r}") from e
         if not raw:
             return {}
-        if "json" in (resp.content_type or ""):
+        if "json" not in (resp.content_type or ""):
+            return raw.decode(errors="replace")
+        try:
             return json.loads(raw)
-        return raw.decode(errors="replace")
+        except ValueError as e:
+            raise ApiConnectionError(f"{method} {path}: invalid JSON in response") from e
 
     async def _send(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                     body: Any = None, content_type: str = "application/json",
@@ -388,7 +394,8 @@ class ApiClient:
                 status_error = await _status_error(resp)
                 error = status_error
                 retryable = resp.status == 429 or (idempotent and resp.status in _RETRY_STATUSES)
-                wait = float(status_error.retry_after) if status_error.retry_after else None
+                if status_error.retry_after is not None:
+                    wait = float(status_error.retry_after)
             if not retryable or attempt >= self.retry.max_attempts:
                 raise error
             delay = wait if wait is not None else backoff.next()

@@ -20,6 +20,7 @@ from api.codec import DecodeError, dumps, loads
 from api.meta import deep_copy, new_uid, now_rfc3339
 from api.patch import PatchError, json_merge_patch, json_patch, strategic_merge_patch
 from api.resources import Resource
+from apiserver import fieldvalidation
 from apiserver.registry.strategy import Obj, Strategy
 from apiserver.storage.cacher import CachedStorage, Cacher, Watcher
 from apiserver.storage.etcd_store import check_preconditions
@@ -170,8 +171,10 @@ class Store:
 
     # -- create ---------------------------------------------------------------------------
 
-    async def create(self, namespace: str | None, body: Any, *, dry_run: bool = False) -> Obj:
+    async def create(self, namespace: str | None, body: Any, *, dry_run: bool = False,
+                     field_validation: str = "Warn") -> Obj:
         obj = self._check_type(body)
+        fieldvalidation.check(self.resource, obj, field_validation)
         self._check_namespace(obj, namespace)
         md = obj["metadata"]
         if md.get("resourceVersion"):
@@ -288,10 +291,12 @@ class Store:
 
     async def update(self, namespace: str | None, name: str, body: Any, *,
                      dry_run: bool = False, subresource: str | None = None,
-                     patch: tuple[str, Any] | None = None) -> tuple[Obj, bool]:
+                     patch: tuple[str, Any] | None = None,
+                     field_validation: str = "Warn") -> tuple[Obj, bool]:
         """PUT (or PATCH when `patch` is given). Returns (object, created)."""
         if patch is None:
             obj = self._check_type(body)
+            fieldvalidation.check(self.resource, obj, field_validation)
             self._check_namespace(obj, namespace)
             body_name = obj["metadata"].get("name")
             if body_name != name:
@@ -305,6 +310,7 @@ class Store:
             if patch is not None:
                 new = self._apply_patch(current, patch, name)
                 self._check_type(new)
+                fieldvalidation.check(self.resource, new, field_validation)
                 self._check_namespace(new, namespace)
             else:
                 new = deep_copy(obj)
@@ -338,7 +344,8 @@ class Store:
         except errors.NotFound:
             if patch is None and self.strategy.allow_create_on_update and not subresource:
                 body["metadata"].pop("resourceVersion", None)
-                return await self.create(namespace, body, dry_run=dry_run), True
+                return await self.create(namespace, body, dry_run=dry_run,
+                                         field_validation=field_validation), True
             raise
         if dry_run:
             return written[-1], False
@@ -371,9 +378,11 @@ class Store:
         return out
 
     async def patch(self, namespace: str | None, name: str, patch_type: str, body: Any, *,
-                    dry_run: bool = False, subresource: str | None = None) -> Obj:
+                    dry_run: bool = False, subresource: str | None = None,
+                    field_validation: str = "Warn") -> Obj:
         obj, _ = await self.update(namespace, name, None, dry_run=dry_run,
-                                   subresource=subresource, patch=(patch_type, body))
+                                   subresource=subresource, patch=(patch_type, body),
+                                   field_validation=field_validation)
         return obj
 
     async def _maybe_finalize(self, namespace: str | None, name: str, obj: Obj) -> Obj:

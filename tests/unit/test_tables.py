@@ -180,10 +180,11 @@ def test_pod_completed_and_row_condition() -> None:
 
 
 def test_pod_error_exit_code_and_signal() -> None:
+    terminated: dict[str, Any] = {"exitCode": 137}
     failed = {"name": "c0", "ready": False, "restartCount": 0,
-              "state": {"terminated": {"exitCode": 137}}}
+              "state": {"terminated": terminated}}
     assert one_row("pods", pod(phase="Failed", statuses=[failed]))["Status"] == "ExitCode:137"
-    failed["state"]["terminated"]["signal"] = 9
+    terminated["signal"] = 9
     assert one_row("pods", pod(phase="Failed", statuses=[failed]))["Status"] == "Signal:9"
 
 

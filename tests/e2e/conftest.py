@@ -1,0 +1,85 @@
+"""A whole cluster started with `kubelite up`, as a user would, for real kubectl and the
+official client. Stopped (SIGTERM) at the end of the session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_port
+
+KUBECTL = shutil.which("kubectl")
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    kubeconfig: Path
+    server: str
+    proc: subprocess.Popen
+    output: Path
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        if KUBECTL is None:
+            pytest.skip("kubectl is not installed (optional tool): skipping kubectl tests")
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        result = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
+                                env=env, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+
+def start_cluster(data_dir: Path, *extra: str, timeout: float = 60) -> Cluster:
+    port = free_port()
+    output = data_dir / f"up-{port}.out"
+    out = output.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubelite", "up", "--data-dir", str(data_dir),
+         "--port", str(port), *extra],
+        stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    out.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = output.read_text(errors="replace")
+        if "kubelite is ready: export KUBECONFIG=" in text:
+            return Cluster(data_dir, data_dir / "kubeconfig", f"http://127.0.0.1:{port}",
+                           proc, output)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop_cluster_proc(proc)
+    raise RuntimeError(f"kubelite up did not become ready:\n{output.read_text()[-4000:]}")
+
+
+def stop_cluster_proc(proc: subprocess.Popen, timeout: float = 30) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return int(proc.returncode)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    with tempfile.TemporaryDirectory(prefix="kubelite-e2e-") as d:
+        c = start_cluster(Path(d))
+        try:
+            yield c
+        finally:
+            stop_cluster_proc(c.proc)
