@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +30,8 @@ from typing import Any
 PROTOBUF_CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 
-# Nesting in the schema is shallow (Deployment -> PodSpec -> Volume -> ... is about 10); this
-# only stops a crafted schema cycle or bug from turning into a RecursionError.
+# No message in SCHEMA contains itself, so the schema bounds nesting (about 10 deep); the cap
+# keeps a future recursive entry from turning hostile input into a RecursionError.
 _MAX_DEPTH = 64
 _U64 = (1 << 64) - 1
 
@@ -75,7 +74,7 @@ def decode(body: bytes, expected_kind: str | None = None) -> dict[str, Any]:
         api_version = version or "v1"
     elif version is not None and api_version != version:
         # Another version of a kind may number its fields differently.
-        raise ProtobufError(f"protobuf decoding of {api_version} {kind} is not supported")
+        raise ProtobufError(f"protobuf decoding of {api_version!r} {kind!r} is not supported")
     obj = _message(raw, message, 0)
     return {"apiVersion": api_version, "kind": kind, **obj}
 
@@ -194,8 +193,7 @@ _NUMERIC = frozenset({"int32", "int64", "bool"})
 
 
 def _compile(spec: str, json_name: str) -> _Field:
-    """Turn a table entry such as "[]core.Container", "map[string]string", "int32?" into a
-    _Field."""
+    """Parse one table entry: "int32?", "[]core.Container", "map[string]string", ..."""
     omit_zero = spec.endswith("?")
     spec = spec.removesuffix("?")
     if spec.startswith("[]"):
@@ -299,7 +297,7 @@ def _time(data: bytes) -> str | None:
     if seconds == 0 and nanos == 0:
         return None  # the zero Time, which Go writes as JSON null
     when, _ = _datetime(seconds, nanos)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339(when) + "Z"
 
 
 def _micro_time(data: bytes) -> str | None:
@@ -307,7 +305,13 @@ def _micro_time(data: bytes) -> str | None:
     if seconds == 0 and nanos == 0:
         return None
     when, nanos = _datetime(seconds, nanos)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{nanos // 1000:06d}Z"
+    return _rfc3339(when) + f".{nanos // 1000:06d}Z"
+
+
+def _rfc3339(when: dt.datetime) -> str:
+    # By hand: strftime's %Y does not zero-pad years below 1000 everywhere, Go's layout does.
+    return (f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
+            f"T{when.hour:02d}:{when.minute:02d}:{when.second:02d}")
 
 
 def _duration(data: bytes) -> str:

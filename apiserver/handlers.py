@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from api import errors
+from api import errors, k8sproto
 from api.codec import DecodeError, dumps, loads
 from api.resources import CATALOGUE, Resource
 from apiserver import fieldvalidation
@@ -87,26 +87,42 @@ async def read_body(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
-def decode_body(raw: bytes, content_type: str) -> Any:
+def decode_body(raw: bytes, content_type: str, kind: str | None = None) -> Any:
     ctype = content_type.split(";")[0].strip().lower()
+    if k8sproto.is_protobuf(ctype):
+        try:
+            return k8sproto.decode(raw, expected_kind=kind)
+        except k8sproto.ProtobufError as e:
+            if kind is not None and kind not in k8sproto.supported_kinds():
+                raise errors.UnsupportedMediaType(
+                    f"the body of the request was in an unknown format - accepted media "
+                    f"types include: application/json, application/yaml ({e})") from e
+            raise errors.BadRequest(f"the body of the request could not be decoded: {e}") \
+                from e
     if ctype in ("application/yaml", "application/apply-patch+yaml"):
         try:
             return yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            raise errors.BadRequest(f"error decoding YAML: {e}") from e
+        except (yaml.YAMLError, RecursionError, ValueError) as e:
+            raise errors.BadRequest(f"error decoding YAML: {str(e)[:200]}") from e
     try:
         return loads(raw)
-    except (DecodeError, UnicodeDecodeError, ValueError) as e:
+    except (DecodeError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise errors.BadRequest(f"the body of the request could not be decoded as JSON: "
                                 f"{str(e)[:200]}") from e
 
 
-def require_json(request: web.Request) -> None:
+BODY_TYPES = (JSON, "application/yaml", "application/vnd.kubernetes.protobuf", "")
+
+
+async def read_object(request: web.Request, kind: str | None) -> Any:
+    """The request body of a create/update, in any of the media types kubectl sends."""
     ctype = request.content_type.lower()
-    if ctype not in (JSON, "application/yaml", "", "application/octet-stream", "text/plain"):
+    if ctype not in BODY_TYPES:
         raise errors.UnsupportedMediaType(
             f"the body of the request was in an unknown format - accepted media types "
-            f"include: application/json, application/yaml (got {ctype})")
+            f"include: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+            f" (got {ctype})")
+    return decode_body(await read_body(request), ctype, kind)
 
 
 def query_bool(request: web.Request, name: str) -> bool:
@@ -254,8 +270,7 @@ async def serve_resource(request: web.Request, group: str, version: str,
             if res.namespaced and ns is None:
                 raise errors.MethodNotAllowed(
                     "the server does not allow this method on the requested resource")
-            require_json(request)
-            body = decode_body(await read_body(request), request.content_type)
+            body = await read_object(request, res.kind)
             obj = await store.create(ns, body, dry_run=dry_run(request),
                                      field_validation=field_validation(request))
             return json_response(render_one(request, res, obj), 201)
@@ -277,8 +292,7 @@ async def serve_resource(request: web.Request, group: str, version: str,
     if method == "GET":
         return json_response(render_one(request, res, await store.get(ns, name)))
     if method == "PUT":
-        require_json(request)
-        body = decode_body(await read_body(request), request.content_type)
+        body = await read_object(request, res.kind)
         obj, created = await store.update(ns, name, body, dry_run=dry_run(request),
                                           field_validation=field_validation(request))
         return json_response(render_one(request, res, obj), 201 if created else 200)
@@ -317,8 +331,7 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
         if method == "GET":
             return json_response(await store.get(ns, name))
         if method == "PUT":
-            require_json(request)
-            body = decode_body(await read_body(request), request.content_type)
+            body = await read_object(request, res.kind)
             obj, _ = await store.update(ns, name, body, dry_run=dry_run(request),
                                         subresource="status",
                                         field_validation=field_validation(request))
@@ -340,12 +353,10 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
             return json_response(await subresources.update_scale(
                 store, ns or "", name, body, patch, dry_run(request)))
     elif sub == "binding" and method == "POST":
-        require_json(request)
-        body = decode_body(await read_body(request), request.content_type)
+        body = await read_object(request, "Binding")
         return json_response(await subresources.bind_pod(store, ns or "", name, body), 201)
     elif sub == "finalize" and method == "PUT":
-        require_json(request)
-        body = decode_body(await read_body(request), request.content_type)
+        body = await read_object(request, "Namespace")
         return json_response(await store.finalize_namespace(name, body))
     elif sub in ("log", "exec", "eviction"):
         raise errors.ServiceUnavailable(f"{res.plural}/{sub} is not served yet: no kubelet "
