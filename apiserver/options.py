@@ -15,6 +15,8 @@ class ApiServerOptions:
     etcd_compaction_interval: float = 300.0
     advertise_address: str = "127.0.0.1"
     default_watch_cache_size: int = 10_000
+    default_not_ready_toleration_seconds: int = 300
+    default_unreachable_toleration_seconds: int = 300
 
 
 def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
@@ -32,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
                    help="how often to compact etcd history (0 disables), e.g. 5m, 300s")
     p.add_argument("--default-watch-cache-size", type=int, default=10_000,
                    help="events kept per resource for watchers to resume from")
+    p.add_argument("--default-not-ready-toleration-seconds", type=int, default=300)
+    p.add_argument("--default-unreachable-toleration-seconds", type=int, default=300)
     p.add_argument("-v", "--v", type=int, default=0, help="log verbosity")
     a = p.parse_args(argv)
     return ApiServerOptions(
@@ -42,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
         etcd_compaction_interval=parse_duration(a.etcd_compaction_interval),
         advertise_address=a.advertise_address or a.bind_address,
         default_watch_cache_size=max(a.default_watch_cache_size, 1),
+        default_not_ready_toleration_seconds=a.default_not_ready_toleration_seconds,
+        default_unreachable_toleration_seconds=a.default_unreachable_toleration_seconds,
     )
 
 

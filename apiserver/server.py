@@ -16,7 +16,7 @@ from api.meta import now_rfc3339
 from api.resources import CATALOGUE
 from apiserver import discovery, handlers
 from apiserver.options import ApiServerOptions
-from apiserver.registry.kinds import strategy_for
+from apiserver.registry.kinds import PodStrategy, strategy_for
 from apiserver.registry.store import Store
 from apiserver.state import APP_STATE, AppState
 from apiserver.storage.cacher import CachedStorage, Cacher
@@ -224,8 +224,14 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         cacher = Cacher(etcd_storage, res.storage_prefix(), res.plural,
                         state.options.default_watch_cache_size)
         state.cachers.append(cacher)
-        state.stores[res.plural] = Store(res, strategy_for(res),
-                                         CachedStorage(etcd_storage, cacher), cacher, lookup)
+        strategy = strategy_for(res)
+        if isinstance(strategy, PodStrategy):
+            strategy.not_ready_toleration_seconds = \
+                state.options.default_not_ready_toleration_seconds
+            strategy.unreachable_toleration_seconds = \
+                state.options.default_unreachable_toleration_seconds
+        state.stores[res.plural] = Store(res, strategy, CachedStorage(etcd_storage, cacher),
+                                         cacher, lookup)
     for cacher in state.cachers:
         cacher.start()
     background = [asyncio.create_task(_bootstrap(state), name="bootstrap-namespaces"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from api import defaults
 from api.errors import Cause
 from api.resources import Resource
+from apiserver import admission
 from apiserver.registry.strategy import Obj, Strategy
 
 
@@ -25,6 +26,13 @@ class NamespaceStrategy(WithStatus):
 
 class PodStrategy(WithStatus):
     return_deleted_object = True
+    # Seconds for the DefaultTolerationSeconds admission; set from the apiserver's flags.
+    not_ready_toleration_seconds = 300
+    unreachable_toleration_seconds = 300
+
+    def admit_create(self, obj: Obj) -> None:
+        admission.default_toleration_seconds(obj, self.not_ready_toleration_seconds,
+                                             self.unreachable_toleration_seconds)
 
     def initial_status(self, obj: Obj) -> Obj:
         return {"phase": "Pending", "qosClass": qos_class(obj)}

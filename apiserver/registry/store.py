@@ -194,6 +194,7 @@ class Store:
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
         self.strategy.after_uid(obj)
+        self.strategy.admit_create(obj)
         causes = self.strategy.validate(obj)
         if causes:
             raise self._invalid(name, causes)

@@ -46,6 +46,9 @@ class Strategy:
     def default(self, obj: Obj) -> None:
         defaults.apply_defaults(self.resource.plural, obj)
 
+    def admit_create(self, obj: Obj) -> None:
+        """Mutating admission on create (after defaults, before validation)."""
+
     def after_uid(self, obj: Obj) -> None:
         """Defaults that need the object's uid (Job selectors)."""
 

@@ -78,6 +78,11 @@ async def test_create_get_metadata_and_defaults(api: Api, ns: str) -> None:
     assert spec["terminationGracePeriodSeconds"] == 30
     assert spec["containers"][0]["imagePullPolicy"] == "Always"
     assert created["status"]["phase"] == "Pending"
+    # DefaultTolerationSeconds admission
+    assert {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+            "effect": "NoExecute", "tolerationSeconds": 300} in spec["tolerations"]
+    assert {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+            "effect": "NoExecute", "tolerationSeconds": 300} in spec["tolerations"]
     code, got = await api.req("GET", f"/api/v1/namespaces/{ns}/pods/p1")
     assert code == 200 and got["metadata"]["uid"] == md["uid"]
     assert got["metadata"]["resourceVersion"] == md["resourceVersion"]
