@@ -156,6 +156,10 @@ def _field(parent: Any, key: str) -> Any:
     return parent.get(key) if isinstance(parent, dict) else None
 
 
+def _as_dict(value: Any) -> Obj:
+    return value if isinstance(value, dict) else {}
+
+
 def _absent(parent: Any, key: str) -> bool:
     """Unset as Go sees it: missing, null or empty (a wrong type is present, not absent)."""
     value = _field(parent, key)
@@ -1349,7 +1353,8 @@ def _validate_pod_spec(errs: Errs, spec: Obj, path: str,
             if kind == "ephemeralContainers":
                 continue
             # Two containers of one pod cannot bind the same host port.
-            for p_index, port in enumerate(_field(container, "ports") or ()):
+            ports = _field(container, "ports")
+            for p_index, port in enumerate(ports if isinstance(ports, list) else ()):
                 host_port = _field(port, "hostPort")
                 if type(host_port) is not int or not 0 < host_port <= 65535:
                     continue
@@ -1755,11 +1760,11 @@ def _validate_job_update(errs: Errs, obj: Obj, old: Obj) -> None:
         return
     # A suspended Job that never started may have its scheduling directives changed, so a
     # queueing controller can place it before letting it run.
-    status = old.get("status") if isinstance(old.get("status"), dict) else {}
+    status = _as_dict(old.get("status"))
     if spec.get("suspend") is True and not status.get("startTime") and \
             isinstance(template, dict) and isinstance(old_template, dict):
         relaxed = copy.deepcopy(old_template)
-        new_meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+        new_meta = _as_dict(template.get("metadata"))
         relaxed_meta = relaxed.setdefault("metadata", {})
         if isinstance(relaxed_meta, dict):
             for key in ("labels", "annotations"):
@@ -2133,8 +2138,7 @@ def _validate_node_status(errs: Errs, obj: Obj) -> None:
 
 
 def _validate_node_update(errs: Errs, obj: Obj, old: Obj) -> None:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    old_spec = old.get("spec") if isinstance(old.get("spec"), dict) else {}
+    spec, old_spec = _as_dict(obj.get("spec")), _as_dict(old.get("spec"))
     # podCIDRs and providerID are handed out once, by the controller or the cloud.
     if old_spec.get("podCIDRs") and spec.get("podCIDRs") != old_spec.get("podCIDRs"):
         _forbidden(errs, "spec.podCIDRs",
@@ -2476,7 +2480,8 @@ def validate_status_update(plural: str, obj: dict[str, Any], old: dict[str, Any]
     if not isinstance(obj, dict):
         return [field_cause("", f"Invalid value: {_render(_json_type(obj))}: must be an object")]
     errs: Errs = []
-    _obj(errs, obj, "metadata", "")
+    _validate_meta(errs, obj, _NAME_RULES.get(plural, dns1123_subdomain_errors),
+                   _namespaced(plural))
     if isinstance(old, dict):
         _validate_meta_update(errs, obj, old)
     status_validator = _STATUS_VALIDATORS.get(plural)

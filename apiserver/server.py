@@ -45,6 +45,9 @@ async def status_errors(request: web.Request, handler: Any) -> web.StreamRespons
         raise
     except (ConnectionResetError, asyncio.CancelledError):
         raise
+    except RecursionError:
+        return handlers.status_response(errors.BadRequest(
+            "the request body is nested too deeply to be processed"))
     except Exception:
         log.exception("internal error serving %s %s", request.method, request.path)
         return handlers.status_response(errors.InternalError(

@@ -81,6 +81,26 @@ class ServiceStrategy(WithStatus):
     def initial_status(self, obj: Obj) -> Obj:
         return {"loadBalancer": {}}
 
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        # A PUT that leaves out allocated values keeps them (upstream patchAllocatedValues),
+        # so `kubectl replace` of a manifest without clusterIP is not a forbidden change.
+        new_spec, old_spec = new.get("spec"), old.get("spec") or {}
+        if not isinstance(new_spec, dict):
+            return
+        if new_spec.get("type", "ClusterIP") != "ExternalName":
+            for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                if not new_spec.get(key) and old_spec.get(key):
+                    new_spec[key] = old_spec[key]
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p
+                     for p in old_spec.get("ports") or [] if isinstance(p, dict)}
+        for port in new_spec.get("ports") or []:
+            if isinstance(port, dict) and not port.get("nodePort"):
+                previous = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
+                if previous and previous.get("nodePort") and \
+                        new_spec.get("type") in ("NodePort", "LoadBalancer"):
+                    port["nodePort"] = previous["nodePort"]
+
 
 class WorkloadStrategy(WithStatus):
     """Deployments, ReplicaSets, DaemonSets, Jobs: status is the controller's, and
