@@ -198,7 +198,7 @@ class Cacher:
                 rev = int(ev.kv.mod_revision)
                 prev = self.objects.get(key)
                 if ev.type == ev.PUT:
-                    obj = decode(ev.kv)
+                    obj = self.storage.take_written(key, rev) or decode(ev.kv)
                     self.objects[key] = obj
                     ce = CacheEvent("ADDED" if prev is None else "MODIFIED", key, obj, prev, rev)
                 else:

@@ -60,9 +60,27 @@ def same_content(a: Obj, b: Obj) -> bool:
     return _encode(a) == _encode(b)
 
 
+WRITTEN_LIMIT = 20_000
+
+
 class EtcdStorage:
     def __init__(self, etcd: Etcd) -> None:
         self.etcd = etcd
+        # Objects this process wrote, by key, until the watch cache sees their event: the
+        # cache takes them instead of decoding the same bytes again.
+        self.written: dict[str, tuple[int, Obj]] = {}
+
+    def _remember(self, key: str, revision: int, obj: Obj) -> None:
+        if len(self.written) >= WRITTEN_LIMIT:
+            self.written.clear()
+        self.written[key] = (revision, obj)
+
+    def take_written(self, key: str, revision: int) -> Obj | None:
+        entry = self.written.get(key)
+        if entry is None or entry[0] != revision:
+            return None
+        del self.written[key]
+        return entry[1]
 
     async def _guard(self, coro):  # type: ignore[no-untyped-def]
         try:
@@ -77,6 +95,7 @@ class EtcdStorage:
         if not created:
             raise KeyExists(key)
         obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
+        self._remember(key, rev, obj)
         return obj
 
     async def get(self, key: str) -> Obj:
@@ -141,6 +160,7 @@ class EtcdStorage:
                 self.etcd.compare_and_put(bkey, _encode(result), rev))
             if ok:
                 result.setdefault("metadata", {})["resourceVersion"] = str(new_rev)
+                self._remember(key, new_rev, result)
                 return result
             if latest is None:
                 raise KeyNotFound(key)
