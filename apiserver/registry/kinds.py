@@ -17,6 +17,10 @@ class NamespaceStrategy(WithStatus):
     def initial_status(self, obj: Obj) -> Obj:
         return {"phase": "Active"}
 
+    def may_remove(self, obj: Obj) -> bool:
+        # A namespace also waits for spec.finalizers (the namespace controller's).
+        return not (obj.get("spec") or {}).get("finalizers")
+
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         super().prepare_for_update(new, old)
         # spec.finalizers changes only through the finalize subresource.

@@ -390,7 +390,7 @@ class Store:
         """An object marked for deletion goes once its last finalizer is gone."""
         md = obj["metadata"]
         if md.get("deletionTimestamp") and not md.get("finalizers") and \
-                not md.get("deletionGracePeriodSeconds"):
+                not md.get("deletionGracePeriodSeconds") and self.strategy.may_remove(obj):
             try:
                 async with self._errors(name):
                     return await self.storage.delete(

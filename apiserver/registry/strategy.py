@@ -84,6 +84,10 @@ class Strategy:
 
     # -- delete ---------------------------------------------------------------------------
 
+    def may_remove(self, obj: Obj) -> bool:
+        """Whether a marked object without metadata.finalizers may go now."""
+        return True
+
     def grace_period(self, obj: Obj, requested: int | None) -> int:
         """Seconds the object lingers, marked, before it is removed (0 = at once)."""
         return 0

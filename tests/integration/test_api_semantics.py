@@ -341,6 +341,12 @@ async def test_terminating_namespace_refuses_creates(api: Api) -> None:
                                {"metadata": {"name": "x"}})
     assert code == 403 and body["reason"] == "Forbidden"
     assert "being terminated" in body["message"]
+    # Updating a terminating namespace does not remove it while spec.finalizers remain.
+    code, _ = await api.req("PATCH", f"/api/v1/namespaces/{name}",
+                            {"metadata": {"labels": {"x": "y"}}},
+                            ctype="application/merge-patch+json")
+    assert code == 200
+    assert (await api.req("GET", f"/api/v1/namespaces/{name}"))[0] == 200
 
 
 async def read_events(resp: aiohttp.ClientResponse, n: int, timeout: float = 5.0
