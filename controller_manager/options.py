@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from apiserver.options import parse_duration
+from api.durations import parse_duration
 
 ALL_CONTROLLERS = ("replicaset", "deployment", "daemonset", "job", "nodelifecycle",
                    "endpointslice", "endpoints", "serviceaccount", "namespace",
