@@ -121,6 +121,13 @@ class Catalogue:
                 return r
         return None
 
+    def require(self, plural: str) -> Resource:
+        """The resource with this plural; for names fixed in code (KeyError if absent)."""
+        found = self.by_plural(plural)
+        if found is None:
+            raise KeyError(plural)
+        return found
+
     def groups(self) -> dict[str, list[str]]:
         """Non-core group name -> versions, in catalogue order."""
         out: dict[str, list[str]] = {}

@@ -398,8 +398,8 @@ async def serve_watch(request: web.Request, store: Store,
                 else:
                     continue
             await resp.write(encode_event(res, item, table, include))
-    except WatchClosed:
-        pass
+    except (WatchClosed, ConnectionError):
+        pass  # closed by us (slow watcher, shutdown) or by the client going away
     finally:
         watcher.stop()
     return resp

@@ -10,7 +10,8 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from client.leaderelection import LeaderElector
 from client.rest import ApiClient
@@ -18,7 +19,7 @@ from client.rest import ApiClient
 log = logging.getLogger(__name__)
 
 # run_as_leader(api) runs the component until cancelled, cleaning up in its finally blocks.
-LeaderBody = Callable[[ApiClient], Awaitable[None]]
+LeaderBody = Callable[[ApiClient], Coroutine[Any, Any, None]]
 
 
 def default_identity() -> str:
@@ -49,6 +50,8 @@ async def run_component(api: ApiClient, lease_name: str, body: LeaderBody, *,
             await body(api)
 
         def stopped() -> None:
+            if stop.is_set():
+                return  # our own shutdown, not a lost lease
             log.warning("%s: lost the lease", lease_name)
             lost.set()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from api.errors import NotFound, StatusError
@@ -16,7 +17,8 @@ from client.rest import ApiClient, ApiConnectionError
 
 log = logging.getLogger(__name__)
 
-EVENTS = CATALOGUE.by_plural("events")
+EVENTS = CATALOGUE.require("events")
+KNOWN_EVENTS_LIMIT = 4096
 Obj = dict[str, Any]
 
 
@@ -38,7 +40,9 @@ class EventRecorder:
         self.api = api
         self.component = component
         self.host = host
-        self._known: dict[str, tuple[str, int]] = {}  # correlation key -> (name, count)
+        # correlation key -> (event name, count), most recent last; bounded like upstream's
+        # LRU so a long-running component does not grow without end.
+        self._known: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
@@ -51,6 +55,12 @@ class EventRecorder:
         """Wait for pending writes (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _remember(self, key: str, name: str, count: int) -> None:
+        self._known[key] = (name, count)
+        self._known.move_to_end(key)
+        while len(self._known) > KNOWN_EVENTS_LIMIT:
+            self._known.popitem(last=False)
 
     async def _record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         ref = object_reference(obj)
@@ -65,6 +75,7 @@ class EventRecorder:
                     await self.api.patch(EVENTS, name, {"count": count + 1, "lastTimestamp": now},
                                          namespace)
                     self._known[key] = (name, count + 1)
+                    self._known.move_to_end(key)
                     return
                 except NotFound:
                     del self._known[key]
@@ -81,7 +92,7 @@ class EventRecorder:
             }
             try:
                 await self.api.create(EVENTS, body, namespace)
-                self._known[key] = (name, 1)
+                self._remember(key, name, 1)
             except StatusError as e:
                 if e.reason != "AlreadyExists":
                     raise
@@ -90,7 +101,7 @@ class EventRecorder:
                 count = int(existing.get("count") or 1) + 1
                 await self.api.patch(EVENTS, name, {"count": count, "lastTimestamp": now},
                                      namespace)
-                self._known[key] = (name, count)
+                self._remember(key, name, count)
         except (StatusError, ApiConnectionError) as e:
             log.warning("could not record event %s for %s/%s: %s", reason, namespace,
                         ref["name"], e)
