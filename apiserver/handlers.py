@@ -116,7 +116,8 @@ BODY_TYPES = (JSON, "application/yaml", "application/vnd.kubernetes.protobuf", "
 
 async def read_object(request: web.Request, kind: str | None) -> Any:
     """The request body of a create/update, in any of the media types kubectl sends."""
-    ctype = request.content_type.lower()
+    # No Content-Type header means JSON, as upstream (the official client sends none).
+    ctype = request.content_type.lower() if "Content-Type" in request.headers else JSON
     if ctype not in BODY_TYPES:
         raise errors.UnsupportedMediaType(
             f"the body of the request was in an unknown format - accepted media types "
@@ -143,6 +144,9 @@ def field_validation(request: web.Request) -> str:
     return fieldvalidation.mode_of(request.query.get("fieldValidation"))
 
 
+INT64_MAX = 2 ** 63 - 1
+
+
 def query_int(request: web.Request, name: str, minimum: int = 0) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
@@ -151,7 +155,7 @@ def query_int(request: web.Request, name: str, minimum: int = 0) -> int | None:
         value = int(raw)
     except ValueError as e:
         raise errors.BadRequest(f"invalid value for {name}: {raw!r}") from e
-    if value < minimum:
+    if not minimum <= value <= INT64_MAX:
         raise errors.BadRequest(f"invalid value for {name}: {raw!r}")
     return value
 
@@ -215,28 +219,38 @@ def render_list(request: web.Request, resource: Resource, listed: dict[str, Any]
 
 
 def delete_options(request: web.Request, body: Any) -> DeleteOptions:
+    """DeleteOptions from the query and/or the body; a malformed body is a 400, never a
+    deletion with default options."""
+    if body is not None and not isinstance(body, dict):
+        raise errors.BadRequest("the body of a delete must be a DeleteOptions object")
+    body = body or {}
     opts = DeleteOptions(dry_run=dry_run(request, body))
-    grace = query_int(request, "gracePeriodSeconds")
-    policy = request.query.get("propagationPolicy")
-    if isinstance(body, dict):
-        if isinstance(body.get("gracePeriodSeconds"), int):
-            grace = body["gracePeriodSeconds"]
-        policy = body.get("propagationPolicy") or policy
-        if body.get("orphanDependents") is True and not policy:
-            policy = "Orphan"
-        pre = body.get("preconditions")
-        if isinstance(pre, dict) and (pre.get("uid") or pre.get("resourceVersion")):
+    grace = query_int(request, "gracePeriodSeconds", minimum=-INT64_MAX)
+    policy: Any = request.query.get("propagationPolicy")
+    if "gracePeriodSeconds" in body and body["gracePeriodSeconds"] is not None:
+        grace = body["gracePeriodSeconds"]
+        if not isinstance(grace, int) or isinstance(grace, bool) or abs(grace) > INT64_MAX:
+            raise errors.BadRequest("DeleteOptions.gracePeriodSeconds must be an integer")
+    if body.get("propagationPolicy") is not None:
+        policy = body["propagationPolicy"]
+    orphan = body.get("orphanDependents")
+    if orphan is not None and not isinstance(orphan, bool):
+        raise errors.BadRequest("DeleteOptions.orphanDependents must be a boolean")
+    if (orphan is True or request.query.get("orphanDependents") == "true") and not policy:
+        policy = "Orphan"
+    pre = body.get("preconditions")
+    if pre is not None:
+        if not isinstance(pre, dict) or not all(
+                isinstance(pre.get(k), str | None) for k in ("uid", "resourceVersion")):
+            raise errors.BadRequest("DeleteOptions.preconditions must be an object of strings")
+        if pre.get("uid") or pre.get("resourceVersion"):
             opts.preconditions = Preconditions(uid=pre.get("uid"),
                                                resource_version=pre.get("resourceVersion"))
-    if request.query.get("orphanDependents") == "true" and not policy:
-        policy = "Orphan"
     if policy not in (None, "Orphan", "Background", "Foreground"):
         raise errors.Invalid.of("DeleteOptions", "", [errors.field_cause(
             "propagationPolicy", f'Unsupported value: "{policy}": supported values: '
             '"Foreground", "Background", "Orphan"', "FieldValueNotSupported")])
-    if grace is not None and grace < 0:
-        grace = 0
-    opts.grace_period_seconds = grace
+    opts.grace_period_seconds = None if grace is None else max(grace, 0)
     opts.propagation_policy = policy
     return opts
 
@@ -275,6 +289,9 @@ async def serve_resource(request: web.Request, group: str, version: str,
                                      field_validation=field_validation(request))
             return json_response(render_one(request, res, obj), 201)
         if method == "DELETE":
+            if "deletecollection" not in res.verbs or (res.namespaced and ns is None):
+                raise errors.MethodNotAllowed("the server does not allow this method on the "
+                                              "requested resource")
             raw = await read_body(request)
             body = decode_body(raw, JSON) if raw.strip() else None
             result = await store.delete_collection(ns, list_options(request),
@@ -358,9 +375,15 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
     elif sub == "finalize" and method == "PUT":
         body = await read_object(request, "Namespace")
         return json_response(await store.finalize_namespace(name, body))
-    elif sub in ("log", "exec", "eviction"):
-        raise errors.ServiceUnavailable(f"{res.plural}/{sub} is not served yet: no kubelet "
-                                        "runs this pod")
+    elif sub == "eviction" and method == "POST":
+        body = await read_object(request, "Eviction")
+        return json_response(await subresources.evict_pod(store, ns or "", name, body), 201)
+    elif sub in ("log", "exec") and method in ("GET", "POST"):
+        pod = await store.get(ns, name)
+        if not (pod.get("spec") or {}).get("nodeName"):
+            raise errors.BadRequest(f'pod "{name}" does not have a host assigned')
+        raise errors.ServiceUnavailable(f'{res.plural}/{sub}: no kubelet serves node '
+                                        f'"{pod["spec"]["nodeName"]}"')
     raise errors.MethodNotAllowed("the server does not allow this method on the requested "
                                   "resource")
 

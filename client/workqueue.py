@@ -281,3 +281,5 @@ async def _worker(queue: WorkQueue[K], sync: Callable[[K], Awaitable[None]], nam
             queue.forget(key)
         finally:
             queue.done(key)
+        # A sync that never suspends and re-adds its own key must not starve the loop.
+        await asyncio.sleep(0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from api import defaults
 from api.errors import Cause
 from api.resources import Resource
@@ -11,6 +13,21 @@ from apiserver.registry.strategy import Obj, Strategy
 
 class WithStatus(Strategy):
     has_status = True
+
+
+class ReplicaSetStrategy(WithStatus):
+    tracks_generation = True
+
+    def initial_status(self, obj: Obj) -> Obj:
+        return {"replicas": 0}  # not optional upstream: clients expect it from the start
+
+
+class DaemonSetStrategy(WithStatus):
+    tracks_generation = True
+
+    def initial_status(self, obj: Obj) -> Obj:
+        return {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                "desiredNumberScheduled": 0, "numberReady": 0}
 
 
 class NamespaceStrategy(WithStatus):
@@ -55,16 +72,23 @@ class PodStrategy(WithStatus):
 
 def qos_class(pod: Obj) -> str:
     """Guaranteed / Burstable / BestEffort, from container requests and limits."""
-    containers = list((pod.get("spec") or {}).get("containers") or [])
-    containers += list((pod.get("spec") or {}).get("initContainers") or [])
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return "BestEffort"  # validation reports the bad spec
+    containers: list[Any] = []
+    for field in ("containers", "initContainers"):
+        if isinstance(spec.get(field), list):
+            containers += spec[field]
     any_set = False
     guaranteed = True
     for c in containers:
         if not isinstance(c, dict):
             continue
         res = c.get("resources") or {}
-        req = res.get("requests") or {}
-        lim = res.get("limits") or {}
+        req = res.get("requests") or {} if isinstance(res, dict) else {}
+        lim = res.get("limits") or {} if isinstance(res, dict) else {}
+        if not isinstance(req, dict) or not isinstance(lim, dict):
+            continue
         if req or lim:
             any_set = True
         for r in ("cpu", "memory"):
@@ -82,6 +106,8 @@ class NodeStrategy(WithStatus):
 
 
 class ServiceStrategy(WithStatus):
+    return_deleted_object = True
+
     def initial_status(self, obj: Obj) -> Obj:
         return {"loadBalancer": {}}
 
@@ -118,6 +144,10 @@ class JobStrategy(WorkloadStrategy):
         defaults.default_job_selector(obj)
 
 
+class ServiceAccountStrategy(Strategy):
+    return_deleted_object = True
+
+
 class AlwaysCreateOnUpdate(Strategy):
     # Upstream lets PUT create these (leader election and endpoint writers rely on it).
     allow_create_on_update = True
@@ -136,8 +166,9 @@ _STRATEGIES: dict[str, type[Strategy]] = {
     "events": EventStrategy,
     "leases": AlwaysCreateOnUpdate,
     "deployments": WorkloadStrategy,
-    "replicasets": WorkloadStrategy,
-    "daemonsets": WorkloadStrategy,
+    "replicasets": ReplicaSetStrategy,
+    "daemonsets": DaemonSetStrategy,
+    "serviceaccounts": ServiceAccountStrategy,
     "jobs": JobStrategy,
 }
 
@@ -148,7 +179,8 @@ def strategy_for(resource: Resource) -> Strategy:
 
 def validate_binding(binding: Obj) -> list[Cause]:
     target = binding.get("target")
-    if not isinstance(target, dict) or not target.get("name"):
+    if not isinstance(target, dict) or not target.get("name") or \
+            not isinstance(target["name"], str):
         return [{"reason": "FieldValueRequired", "message": "Required value",
                  "field": "target.name"}]
     return []

@@ -25,6 +25,7 @@ from apiserver.registry.strategy import Obj, Strategy
 from apiserver.storage.cacher import CachedStorage, Cacher, Watcher
 from apiserver.storage.etcd_store import check_preconditions
 from apiserver.storage.interface import (
+    FutureRevision,
     KeyExists,
     KeyNotFound,
     Preconditions,
@@ -74,7 +75,7 @@ def _parse_continue(token: str) -> tuple[int, str]:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = loads(raw)
         rev, start = int(data["rv"]), str(data["start"])
-        if data.get("v") != "meta.k8s.io/v1" or rev <= 0 or ".." in start:
+        if data.get("v") != "meta.k8s.io/v1" or not 0 < rev < 2 ** 63 or ".." in start:
             raise ValueError
         return rev, start
     except (ValueError, KeyError, TypeError, DecodeError) as e:
@@ -82,6 +83,8 @@ def _parse_continue(token: str) -> tuple[int, str]:
 
 
 def _rfc3339_in(seconds: int) -> str:
+    # A huge grace period is capped at a century: it means "never", and datetime has limits.
+    seconds = min(seconds, 100 * 365 * 86400)
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -113,6 +116,16 @@ class Store:
             raise errors.Conflict.of(gr, name, e.why) from e
         except TooOld as e:
             raise errors.Expired(str(e)) from e
+        except FutureRevision as e:
+            raise errors.Timeout(f"Too large resource version: {e}", details={
+                "causes": [{"reason": "ResourceVersionTooLarge",
+                            "message": "Too large resource version"}],
+                "retryAfterSeconds": 1}) from e
+        except TimeoutError as e:
+            raise errors.Timeout(str(e), details={
+                "causes": [{"reason": "ResourceVersionTooLarge",
+                            "message": "Too large resource version"}],
+                "retryAfterSeconds": 1}) from e
         except Unavailable as e:
             raise errors.ServiceUnavailable(str(e)) from e
 
@@ -373,6 +386,8 @@ class Store:
             raise errors.BadRequest(str(e)) from e
         if not isinstance(out, dict):
             raise errors.BadRequest("the patch must produce a JSON object")
+        if not isinstance(out.get("metadata", {}), dict):
+            raise errors.BadRequest("metadata must be an object")
         if out.get("metadata", {}).get("resourceVersion") is None:
             out.setdefault("metadata", {})["resourceVersion"] = \
                 current["metadata"]["resourceVersion"]
@@ -487,9 +502,13 @@ class Store:
 
     async def finalize_namespace(self, name: str, body: Any) -> Obj:
         """PUT namespaces/<name>/finalize: replace spec.finalizers; delete when done."""
-        if not isinstance(body, dict):
-            raise errors.BadRequest("the body of the request must be a JSON object")
-        fins = (body.get("spec") or {}).get("finalizers") or []
+        spec = body.get("spec") if isinstance(body, dict) else None
+        fins = (spec or {}).get("finalizers") if isinstance(spec or {}, dict) else None
+        if not isinstance(spec or {}, dict) or not isinstance(fins or [], list) or \
+                not all(isinstance(f, str) and f for f in fins or []):
+            raise errors.Invalid.of("Namespace", name, [errors.field_cause(
+                "spec.finalizers", "Invalid value: must be a list of finalizer names")])
+        fins = fins or []
         key = self.key(None, name)
 
         def set_finalizers(obj: Obj) -> Obj:
@@ -524,7 +543,7 @@ class Store:
 def _parse_rv(rv: str) -> int:
     try:
         value = int(rv)
-        if value < 0:
+        if not 0 <= value < 2 ** 63:
             raise ValueError
         return value
     except (TypeError, ValueError) as e:

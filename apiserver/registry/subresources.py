@@ -13,8 +13,8 @@ from apiserver.registry.strategy import Obj
 
 async def bind_pod(pods: Store, namespace: str, name: str, body: Any) -> Obj:
     """POST pods/<name>/binding: set spec.nodeName once, as the scheduler does."""
-    if not isinstance(body, dict):
-        raise errors.BadRequest("the body of the request must be a JSON object")
+    if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
+        raise errors.BadRequest("the body of the request must be a Binding object")
     causes = validate_binding(body)
     if causes:
         raise errors.Invalid.of("Binding", name, causes)
@@ -43,6 +43,23 @@ async def bind_pod(pods: Store, namespace: str, name: str, body: Any) -> Obj:
 
     async with pods._errors(name):
         await pods.storage.guaranteed_update(pods.key(namespace, name), assign)
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "code": 201}
+
+
+async def evict_pod(pods: Store, namespace: str, name: str, body: Any) -> Obj:
+    """POST pods/<name>/eviction: a delete that disruption budgets may refuse (none exist
+    here yet, so it always proceeds), honouring the Eviction's deleteOptions."""
+    from apiserver.registry.store import DeleteOptions
+    if not isinstance(body, dict):
+        raise errors.BadRequest("the body of the request must be an Eviction object")
+    options = body.get("deleteOptions") or {}
+    if not isinstance(options, dict):
+        raise errors.BadRequest("Eviction.deleteOptions must be an object")
+    grace = options.get("gracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+        raise errors.BadRequest("deleteOptions.gracePeriodSeconds must be an integer")
+    await pods.delete(namespace, name, DeleteOptions(grace_period_seconds=grace))
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
             "code": 201}
 
@@ -77,13 +94,16 @@ async def update_scale(store: Store, namespace: str, name: str, body: Any,
             scale = body
         else:
             raise errors.BadRequest("the body of the request must be a JSON object")
-        replicas = (scale.get("spec") or {}).get("replicas", 0)
+        spec, md = scale.get("spec") or {}, scale.get("metadata") or {}
+        if not isinstance(spec, dict) or not isinstance(md, dict):
+            raise errors.BadRequest("Scale spec and metadata must be objects")
+        replicas = spec.get("replicas", 0)
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise errors.Invalid.of("Scale", name, [errors.field_cause(
                 "spec.replicas", f"Invalid value: {replicas!r}: must be greater than or equal "
                 "to 0")], "autoscaling")
-        rv = (scale.get("metadata") or {}).get("resourceVersion")
-        return replicas, rv
+        rv = md.get("resourceVersion")
+        return replicas, rv if isinstance(rv, str) else None
 
     preview: list[Obj] = []
 

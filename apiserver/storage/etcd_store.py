@@ -10,6 +10,7 @@ from api.codec import dumps, loads
 from api.meta import deep_copy
 from apiserver.storage.etcd3 import Compacted, Etcd, EtcdError, KeyValue, prefix_end
 from apiserver.storage.interface import (
+    FutureRevision,
     KeyExists,
     KeyNotFound,
     ListResult,
@@ -88,6 +89,8 @@ class EtcdStorage:
         except Compacted as e:
             raise TooOld(str(e)) from e
         except EtcdError as e:
+            if "future revision" in str(e):
+                raise FutureRevision(str(e)) from e
             raise Unavailable(str(e)) from e
 
     async def create(self, key: str, obj: Obj) -> Obj:

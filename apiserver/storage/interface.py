@@ -47,6 +47,10 @@ class TooOld(StorageError):
     """The asked-for resourceVersion is older than what is kept (HTTP 410 Expired)."""
 
 
+class FutureRevision(StorageError):
+    """The asked-for revision is newer than the store's (HTTP 504 Timeout upstream)."""
+
+
 class Unavailable(StorageError):
     """The backing store cannot be reached."""
 
