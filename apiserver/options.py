@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from dataclasses import dataclass, field
 
 from api.durations import parse_duration
@@ -18,6 +19,8 @@ class ApiServerOptions:
     advertise_address: str = "127.0.0.1"
     default_watch_cache_size: int = 10_000
     default_not_ready_toleration_seconds: int = 300
+    service_cluster_ip_range: str = "10.96.0.0/12"
+    service_node_port_range: str = "30000-32767"
     default_unreachable_toleration_seconds: int = 300
 
 
@@ -38,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
                    help="events kept per resource for watchers to resume from")
     p.add_argument("--default-not-ready-toleration-seconds", type=int, default=300)
     p.add_argument("--default-unreachable-toleration-seconds", type=int, default=300)
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                   help="CIDR from which Service ClusterIPs are allocated")
+    p.add_argument("--service-node-port-range", default="30000-32767",
+                   help="port range for NodePort Services")
     p.add_argument("-v", "--v", type=int, default=0, help="log verbosity")
     a = p.parse_args(argv)
     return ApiServerOptions(
@@ -50,4 +57,27 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
         default_watch_cache_size=max(a.default_watch_cache_size, 1),
         default_not_ready_toleration_seconds=a.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds=a.default_unreachable_toleration_seconds,
+        service_cluster_ip_range=_cidr(p, a.service_cluster_ip_range),
+        service_node_port_range=_port_range(p, a.service_node_port_range),
     )
+
+
+def _cidr(p: argparse.ArgumentParser, text: str) -> str:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        p.error(f"--service-cluster-ip-range: invalid CIDR {text!r}")
+    if net.num_addresses < 16:
+        p.error("--service-cluster-ip-range: the range needs at least 16 addresses")
+    return str(net)
+
+
+def _port_range(p: argparse.ArgumentParser, text: str) -> str:
+    lo, _, hi = text.partition("-")
+    try:
+        low, high = int(lo), int(hi or lo)
+    except ValueError:
+        p.error(f"--service-node-port-range: invalid range {text!r}")
+    if not 1 <= low <= high <= 65535:
+        p.error(f"--service-node-port-range: invalid range {text!r}")
+    return f"{low}-{high}"

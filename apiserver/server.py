@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -16,7 +17,8 @@ from api.meta import now_rfc3339
 from api.resources import CATALOGUE
 from apiserver import discovery, handlers
 from apiserver.options import ApiServerOptions
-from apiserver.registry.kinds import PodStrategy, strategy_for
+from apiserver.registry.allocator import ServiceAllocator
+from apiserver.registry.kinds import PodStrategy, ServiceStrategy, strategy_for
 from apiserver.registry.store import Store
 from apiserver.state import APP_STATE, AppState
 from apiserver.storage.cacher import CachedStorage, Cacher
@@ -199,6 +201,49 @@ async def ensure_system_namespaces(state: AppState) -> None:
             pass
 
 
+async def ensure_kubernetes_service(state: AppState) -> None:
+    """`default/kubernetes`: the first address of the service range, pointing at this
+    apiserver (its Endpoints and EndpointSlice are kept by the apiserver, as upstream)."""
+    opts = state.options
+    services = state.stores["services"]
+    ip = services.strategy.allocator.ips.nth(1)  # type: ignore[attr-defined]
+    svc = {"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "kubernetes", "namespace": "default",
+                        "labels": {"component": "apiserver", "provider": "kubernetes"}},
+           "spec": {"type": "ClusterIP", "clusterIP": ip, "sessionAffinity": "None",
+                    "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                               "targetPort": opts.secure_port}]}}
+    try:
+        await services.get("default", "kubernetes")
+    except errors.NotFound:
+        await services.create("default", svc)
+    if ipaddress.ip_address(opts.advertise_address).is_loopback:
+        # Endpoints may not point at loopback (upstream validation); a cluster bound to
+        # 127.0.0.1 has no in-cluster route to the apiserver until --advertise-address
+        # names a reachable address.
+        log.info("advertise address %s is loopback: not publishing kubernetes endpoints",
+                 opts.advertise_address)
+        return
+    port = {"name": "https", "port": opts.secure_port, "protocol": "TCP"}
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints",
+                 "metadata": {"name": "kubernetes", "namespace": "default",
+                              "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                 "subsets": [{"addresses": [{"ip": opts.advertise_address}],
+                              "ports": [port]}]}
+    slice_ = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+              "metadata": {"name": "kubernetes", "namespace": "default",
+                           "labels": {"kubernetes.io/service-name": "kubernetes"}},
+              "addressType": "IPv4",
+              "endpoints": [{"addresses": [opts.advertise_address],
+                             "conditions": {"ready": True}}],
+              "ports": [port]}
+    for plural, obj in (("endpoints", endpoints), ("endpointslices", slice_)):
+        try:
+            await state.stores[plural].update("default", "kubernetes", obj)
+        except errors.NotFound:
+            await state.stores[plural].create("default", obj)
+
+
 async def compact_periodically(state: AppState) -> None:
     """Keep etcd's history bounded, as kube-apiserver does (compact to the revision seen one
     interval ago, so watchers and paginated lists of the last interval keep working)."""
@@ -223,11 +268,15 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     state = app[APP_STATE]
     etcd_storage = EtcdStorage(state.etcd)
     lookup = await namespace_lookup_for(state)
+    allocator = ServiceAllocator(state.etcd, state.options.service_cluster_ip_range,
+                                 state.options.service_node_port_range)
     for res in CATALOGUE.resources:
         cacher = Cacher(etcd_storage, res.storage_prefix(), res.plural,
                         state.options.default_watch_cache_size)
         state.cachers.append(cacher)
         strategy = strategy_for(res)
+        if isinstance(strategy, ServiceStrategy):
+            strategy.allocator = allocator
         if isinstance(strategy, PodStrategy):
             strategy.not_ready_toleration_seconds = \
                 state.options.default_not_ready_toleration_seconds
@@ -256,9 +305,10 @@ async def _bootstrap(state: AppState) -> None:
     while True:
         try:
             await ensure_system_namespaces(state)
+            await ensure_kubernetes_service(state)
             return
         except errors.StatusError as e:
-            log.warning("creating system namespaces: %s", e.message)
+            log.warning("bootstrapping system objects: %s", e.message)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5)
 

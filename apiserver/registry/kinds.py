@@ -8,6 +8,7 @@ from api import defaults
 from api.errors import Cause
 from api.resources import Resource
 from apiserver import admission
+from apiserver.registry.allocator import ServiceAllocator
 from apiserver.registry.strategy import Obj, Strategy
 
 
@@ -107,6 +108,22 @@ class NodeStrategy(WithStatus):
 
 class ServiceStrategy(WithStatus):
     return_deleted_object = True
+    allocator: ServiceAllocator | None = None  # set by the server from its flags
+
+    async def allocate(self, new: Obj, old: Obj | None) -> Any:
+        if self.allocator is None:
+            return None
+        owner = f"{(new.get('metadata') or {}).get('namespace')}/" \
+                f"{(new.get('metadata') or {}).get('name')}"
+        return await self.allocator.allocate(new, old, owner)
+
+    async def release_allocation(self, allocation: Any) -> None:
+        if self.allocator is not None and allocation is not None:
+            await self.allocator.release(allocation)
+
+    async def release_replaced(self, old: Obj, new: Obj | None) -> None:
+        if self.allocator is not None:
+            await self.allocator.release_service(old, new)
 
     def initial_status(self, obj: Obj) -> Obj:
         return {"loadBalancer": {}}

@@ -214,8 +214,13 @@ class Store:
         await self._admit_namespace(namespace, name)
         if dry_run:
             return obj
-        async with self._errors(name):
-            return await self.storage.create(self.key(namespace, name), obj)
+        allocation = await self.strategy.allocate(obj, None)
+        try:
+            async with self._errors(name):
+                return await self.storage.create(self.key(namespace, name), obj)
+        except BaseException:
+            await self.strategy.release_allocation(allocation)
+            raise
 
     # -- read -----------------------------------------------------------------------------
 
@@ -318,8 +323,13 @@ class Store:
                                         f"the name on the URL ({name})")
         key = self.key(namespace, name)
         written: list[Obj] = []
+        allocations: list[Any] = []
+        replaced: list[Obj] = []
 
-        def try_update(current: Obj) -> Obj | None:
+        async def try_update(current: Obj) -> Obj | None:
+            # A retried attempt first gives back what the previous attempt claimed.
+            while allocations:
+                await self.strategy.release_allocation(allocations.pop())
             old = deep_copy(current)
             if patch is not None:
                 new = self._apply_patch(current, patch, name)
@@ -346,21 +356,30 @@ class Store:
                 causes = self.strategy.validate_update(new, old)
             if causes:
                 raise self._invalid(name, causes)
-            if dry_run:
-                written.append(new)
-                return None
             written.append(new)
+            if dry_run:
+                return None
+            allocations.append(await self.strategy.allocate(new, old))
+            replaced[:] = [old]
             return new
 
         try:
             async with self._errors(name):
                 result = await self.storage.guaranteed_update(key, try_update)
-        except errors.NotFound:
+        except BaseException as e:
+            while allocations:
+                await self.strategy.release_allocation(allocations.pop())
+            if not isinstance(e, errors.NotFound):
+                raise
+            result = None
+        if replaced and result is not None and result is written[-1]:
+            await self.strategy.release_replaced(replaced[0], result)
+        if result is None:
             if patch is None and self.strategy.allow_create_on_update and not subresource:
                 body["metadata"].pop("resourceVersion", None)
                 return await self.create(namespace, body, dry_run=dry_run,
                                          field_validation=field_validation), True
-            raise
+            raise errors.NotFound.of(self.resource.group_resource, name)
         if dry_run:
             return written[-1], False
         return await self._maybe_finalize(namespace, name, result), False
@@ -408,12 +427,14 @@ class Store:
                 not md.get("deletionGracePeriodSeconds") and self.strategy.may_remove(obj):
             try:
                 async with self._errors(name):
-                    return await self.storage.delete(
+                    deleted = await self.storage.delete(
                         self.key(namespace, name),
                         preconditions=Preconditions(uid=md.get("uid"),
                                                     resource_version=md["resourceVersion"]))
             except (errors.NotFound, errors.Conflict):
                 return obj
+            await self.strategy.release_replaced(deleted, None)
+            return deleted
         return obj
 
     # -- delete ---------------------------------------------------------------------------
@@ -443,6 +464,7 @@ class Store:
                 deleted = await self.storage.delete(
                     key, preconditions=Preconditions(uid=md.get("uid")),
                     validate=lambda o: check_preconditions(key, o, opts.preconditions))
+            await self.strategy.release_replaced(deleted, None)
             return deleted, True
 
         def mark(obj: Obj) -> Obj | None:

@@ -82,6 +82,19 @@ class Strategy:
     def bumps_generation(self, new: Obj, old: Obj) -> bool:
         return self.tracks_generation and spec_of(new) != spec_of(old)
 
+    # -- allocation (values held outside the object: Service IPs and ports) -----------------
+
+    async def allocate(self, new: Obj, old: Obj | None) -> Any:
+        """Claim what `new` needs and `old` does not hold; returns a handle for rollback."""
+        return None
+
+    async def release_allocation(self, allocation: Any) -> None:
+        """Give back what `allocate` claimed, when the write it was for failed."""
+
+    async def release_replaced(self, old: Obj, new: Obj | None) -> None:
+        """After a successful write, give back what `old` held and `new` (None: deleted)
+        does not."""
+
     # -- delete ---------------------------------------------------------------------------
 
     def may_remove(self, obj: Obj) -> bool:
