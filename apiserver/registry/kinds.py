@@ -110,6 +110,25 @@ class ServiceStrategy(WithStatus):
     return_deleted_object = True
     allocator: ServiceAllocator | None = None  # set by the server from its flags
 
+    @staticmethod
+    def _drop_type_dependent_fields(new_spec: Obj, old_spec: Obj) -> None:
+        """Leaving NodePort/LoadBalancer: values the user did not change and the new type
+        does not use are cleared (upstream dropTypeDependentFields)."""
+        external = ("NodePort", "LoadBalancer")
+        if old_spec.get("type") not in external or new_spec.get("type") in external:
+            return
+        if new_spec.get("externalTrafficPolicy") == old_spec.get("externalTrafficPolicy") \
+                and not new_spec.get("externalIPs"):
+            new_spec.pop("externalTrafficPolicy", None)
+        old_ports = {p.get("nodePort") for p in old_spec.get("ports") or []
+                     if isinstance(p, dict)}
+        for port in new_spec.get("ports") or []:
+            if isinstance(port, dict) and port.get("nodePort") in old_ports:
+                port.pop("nodePort", None)
+        for key in ("healthCheckNodePort", "allocateLoadBalancerNodePorts"):
+            if new_spec.get(key) == old_spec.get(key):
+                new_spec.pop(key, None)
+
     async def allocate(self, new: Obj, old: Obj | None) -> Any:
         if self.allocator is None:
             return None
@@ -135,6 +154,7 @@ class ServiceStrategy(WithStatus):
         new_spec, old_spec = new.get("spec"), old.get("spec") or {}
         if not isinstance(new_spec, dict):
             return
+        self._drop_type_dependent_fields(new_spec, old_spec)
         if new_spec.get("type", "ClusterIP") != "ExternalName":
             for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
                 if not new_spec.get(key) and old_spec.get(key):

@@ -455,3 +455,56 @@ async def test_discovery(api: Api) -> None:
     assert {r["name"] for r in apps["resources"]} >= {"deployments", "deployments/scale"}
     code, version = await api.req("GET", "/version")
     assert version["major"] == "1" and version["minor"] == "32"
+
+
+def svc(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80}], **spec}}
+
+
+async def test_cluster_ips_are_unique_under_concurrency_and_released(api: Api, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/services"
+    results = await asyncio.gather(*(api.req("POST", path, svc(f"s{i}")) for i in range(20)))
+    assert [code for code, _ in results] == [201] * 20
+    ips = [body["spec"]["clusterIP"] for _, body in results]
+    assert len(set(ips)) == 20
+    assert all(ip.startswith("10.") for ip in ips)
+    # A taken address is refused; a released one can be asked for again.
+    code, body = await api.req("POST", path, svc("dup", clusterIP=ips[0]))
+    assert code == 422 and "already allocated" in body["message"]
+    assert (await api.req("DELETE", f"{path}/s0"))[0] == 200
+    code, body = await api.req("POST", path, svc("again", clusterIP=ips[0]))
+    assert code == 201 and body["spec"]["clusterIP"] == ips[0]
+    code, body = await api.req("POST", path, svc("outside", clusterIP="192.168.77.1"))
+    assert code == 422 and "not in the valid range" in body["message"]
+    code, body = await api.req("POST", path, svc("headless", clusterIP="None"))
+    assert code == 201 and body["spec"]["clusterIP"] == "None"
+
+
+async def test_node_ports(api: Api, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/services"
+    code, body = await api.req("POST", path, svc("np", type="NodePort"))
+    assert code == 201
+    port = body["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= port <= 32767
+    code, body = await api.req("POST", path, svc("np2", type="NodePort",
+                                                 ports=[{"port": 80, "nodePort": port}]))
+    assert code == 422 and "already allocated" in body["message"]
+    code, body = await api.req("POST", path, svc("np3", type="NodePort",
+                                                 ports=[{"port": 80, "nodePort": 80}]))
+    assert code == 422 and "valid range" in body["message"]
+    # Switching to ClusterIP gives the port back.
+    code, body = await api.req("PATCH", f"{path}/np", {"spec": {"type": "ClusterIP",
+                               "ports": [{"port": 80, "nodePort": None}]}},
+                               ctype="application/merge-patch+json")
+    assert code == 200, body
+    code, body = await api.req("POST", path, svc("np4", type="NodePort",
+                                                 ports=[{"port": 80, "nodePort": port}]))
+    assert code == 201, body
+
+
+async def test_kubernetes_service_exists(api: Api) -> None:
+    code, body = await api.req("GET", "/api/v1/namespaces/default/services/kubernetes")
+    assert code == 200
+    assert body["spec"]["clusterIP"] == "10.96.0.1"
+    assert body["spec"]["ports"][0]["port"] == 443
