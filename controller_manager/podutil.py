@@ -191,7 +191,11 @@ def pods_to_delete(pods: list[Obj], related: Iterable[Obj], count: int,
             on_node[node] = on_node.get(node, 0) + 1
     ranked = [(p, on_node.get((p.get("spec") or {}).get("nodeName") or "", 0)) for p in pods]
     when = now or datetime.now(UTC)
-    ranked.sort(key=functools.cmp_to_key(lambda a, b: _compare_for_deletion(a, b, when)))
+
+    def compare(a: tuple[Obj, int], b: tuple[Obj, int]) -> int:
+        return _compare_for_deletion(a, b, when)
+
+    ranked.sort(key=functools.cmp_to_key(compare))
     return [p for p, _ in ranked[:count]]
 
 

@@ -13,6 +13,9 @@ kubelite {GIT_VERSION}: a small but real Kubernetes in Python.
 commands:
   up             run the whole cluster in the foreground (etcd + every component)
   apiserver      run the API server (flags as kube-apiserver: --etcd-servers, --secure-port)
+  scheduler      run the scheduler (--kubeconfig, --leader-elect)
+  controller-manager
+                 run the controllers (--kubeconfig, --leader-elect, --controllers)
   version        print the version
 
 Run `kubelite <command> --help` for a command's flags.
@@ -34,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     if cmd in ("apiserver", "kube-apiserver"):
         from apiserver.__main__ import main as apiserver_main
         return apiserver_main(rest)
+    if cmd in ("scheduler", "kube-scheduler"):
+        from scheduler.__main__ import main as scheduler_main
+        return scheduler_main(rest)
+    if cmd in ("controller-manager", "kube-controller-manager"):
+        from controller_manager.__main__ import main as cm_main
+        return cm_main(rest)
     print(f"kubelite: unknown command {cmd!r}\n", file=sys.stderr)
     print(USAGE, end="", file=sys.stderr)
     return 2

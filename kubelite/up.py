@@ -106,6 +106,19 @@ class Supervisor:
             "--bind-address", "127.0.0.1", *a.kube_apiserver_arg), self.logs / "apiserver.log"))
         return comps
 
+    def plan_clients(self, kubeconfig: Path) -> list[Component]:
+        """Components that talk to the apiserver; started once it is ready."""
+        a = self.args
+        kc = str(kubeconfig)
+        return [
+            Component("controller-manager", self._py(
+                "controller_manager", "--kubeconfig", kc, *a.kube_controller_manager_arg),
+                self.logs / "controller-manager.log"),
+            Component("scheduler", self._py(
+                "scheduler", "--kubeconfig", kc, *a.kube_scheduler_arg),
+                self.logs / "scheduler.log"),
+        ]
+
     async def start(self, comp: Component) -> None:
         comp.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = comp.log_path.open("ab")
@@ -190,6 +203,11 @@ class Supervisor:
                 return 1
             kubeconfig = self.data_dir / "kubeconfig"
             write_kubeconfig(kubeconfig, server)
+            for comp in self.plan_clients(kubeconfig):
+                self.components.append(comp)
+                await self.start(comp)
+                watchers.append(asyncio.create_task(self.watch(comp),
+                                                    name=f"supervise:{comp.name}"))
             (self.data_dir / "cluster.json").write_text(json.dumps(
                 {"server": server, "etcdServers": self.etcd_servers,
                  "pids": {c.name: c.proc.pid for c in self.components if c.proc}}, indent=2))

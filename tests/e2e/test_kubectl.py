@@ -476,8 +476,10 @@ def test_describe_deployment(cluster: Cluster, ns: str) -> None:
     assert has_line(rf"^Namespace:\s+{ns}$", out)
     assert has_line(r"^Labels:\s+app=web$", out)
     assert has_line(r"^Selector:\s+app=web$", out)
-    assert has_line(r"^Replicas:\s+3 desired \| 0 updated \| 0 total \| 0 available \| "
-                     r"0 unavailable$", out)
+    # The controller-manager runs in this cluster, so the counts move; without nodes no
+    # replica becomes available.
+    assert has_line(r"^Replicas:\s+3 desired \| \d updated \| \d total \| 0 available \| "
+                     r"\d unavailable$", out)
     assert has_line(r"^StrategyType:\s+RollingUpdate$", out)
     assert has_line(r"^RollingUpdateStrategy:\s+25% max unavailable, 25% max surge$", out)
     assert has_line(r"^Pod Template:$", out)
@@ -485,7 +487,7 @@ def test_describe_deployment(cluster: Cluster, ns: str) -> None:
     assert has_line(r"^\s+Image:\s+nginx:1\.25$", out)
     assert has_line(r"^\s+Image:\s+busybox:1\.36$", out)
     assert has_line(r"^\s+Port:\s+80/TCP$", out)
-    assert has_line(r"^Events:\s+<none>$", out)
+    assert has_line(r"^Events:", out)
 
     # By short name and through a label selector, too.
     by_label = cluster.kubectl("describe", "deploy", "-l", "app=web", "-n", ns).stdout
