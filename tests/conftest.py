@@ -102,7 +102,7 @@ def start_apiserver(etcd_url: str, workdir: Path, *extra: str) -> ApiServer:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/readyz", proc=proc)
-    except Exception:
+    except (OSError, RuntimeError, TimeoutError):
         stop_process(proc)
         raise RuntimeError(f"apiserver did not start:\n{log_path.read_text()[-3000:]}")
     kubeconfig = workdir / f"kubeconfig-{port}"

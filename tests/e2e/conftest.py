@@ -35,7 +35,7 @@ class Cluster:
             pytest.skip("kubectl is not installed (optional tool): skipping kubectl tests")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         result = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
-                                env=env, timeout=timeout)
+                                env=env, timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")

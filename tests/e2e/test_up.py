@@ -56,6 +56,6 @@ def test_up_rejects_bad_flags(tmp_path: Path) -> None:
     import sys
 
     r = subprocess.run([sys.executable, "-m", "kubelite", "up", "--data-dir", str(tmp_path),
-                        "--nodes", "-1"], capture_output=True, text=True, timeout=30)
+                        "--nodes", "-1"], capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "--nodes" in r.stderr

@@ -235,7 +235,7 @@ async def test_label_and_field_selectors(api: Api, ns: str) -> None:
     assert await names(fieldSelector="status.phase=Running") == []
     code, body = await api.req("GET", path, labelSelector="app in (")
     assert code == 400
-    code, body = await api.req("GET", path, fieldSelector="spec.bogus=1")
+    code, _ = await api.req("GET", path, fieldSelector="spec.bogus=1")
     assert code == 400
 
 
@@ -309,7 +309,7 @@ async def test_binding_subresource(api: Api, ns: str) -> None:
     assert got["spec"]["nodeName"] == "node-7"
     assert any(c["type"] == "PodScheduled" and c["status"] == "True"
                for c in got["status"]["conditions"])
-    code, body = await api.req("POST", f"{path}/tobind/binding", binding)
+    code, _ = await api.req("POST", f"{path}/tobind/binding", binding)
     assert code == 409
 
 
