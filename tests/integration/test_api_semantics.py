@@ -233,7 +233,7 @@ async def test_label_and_field_selectors(api: Api, ns: str) -> None:
     assert await names(fieldSelector="metadata.name=b") == ["b"]
     assert await names(fieldSelector="spec.nodeName=") == ["a", "b", "c"]
     assert await names(fieldSelector="status.phase=Running") == []
-    code, body = await api.req("GET", path, labelSelector="app in (")
+    code, _ = await api.req("GET", path, labelSelector="app in (")
     assert code == 400
     code, _ = await api.req("GET", path, fieldSelector="spec.bogus=1")
     assert code == 400
