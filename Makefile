@@ -33,6 +33,7 @@ lint:
 
 bench: install
 	$(PY) benchmarks/api.py
+	$(PY) benchmarks/scheduler.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
