@@ -26,7 +26,8 @@ e2e: install
 
 # Regenerate the committed gRPC stubs from proto/ (needs the dev extra: grpcio-tools).
 proto:
-	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. proto/etcd/kv.proto proto/etcd/rpc.proto
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. \
+		proto/etcd/kv.proto proto/etcd/rpc.proto proto/cri/api.proto proto/ipamd.proto
 
 lint:
 	$(VENV)/bin/ruff check .

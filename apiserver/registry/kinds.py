@@ -16,15 +16,23 @@ class WithStatus(Strategy):
     has_status = True
 
 
-class ReplicaSetStrategy(WithStatus):
+class WorkloadStrategy(WithStatus):
+    """Deployments, ReplicaSets, DaemonSets, Jobs: status is the controller's, and
+    generation tells it which spec it has observed. As upstream's apps status strategies,
+    a status write may also change annotations (the Deployment controller keeps its
+    revision there) but not labels."""
+
     tracks_generation = True
+    status_locked_metadata = ("labels",)
+
+
+class ReplicaSetStrategy(WorkloadStrategy):
 
     def initial_status(self, obj: Obj) -> Obj:
         return {"replicas": 0}  # not optional upstream: clients expect it from the start
 
 
-class DaemonSetStrategy(WithStatus):
-    tracks_generation = True
+class DaemonSetStrategy(WorkloadStrategy):
 
     def initial_status(self, obj: Obj) -> Obj:
         return {"currentNumberScheduled": 0, "numberMisscheduled": 0,
@@ -169,11 +177,6 @@ class ServiceStrategy(WithStatus):
                     port["nodePort"] = previous["nodePort"]
 
 
-class WorkloadStrategy(WithStatus):
-    """Deployments, ReplicaSets, DaemonSets, Jobs: status is the controller's, and
-    generation tells it which spec it has observed."""
-
-    tracks_generation = True
 
 
 class JobStrategy(WorkloadStrategy):

@@ -338,6 +338,12 @@ class Store:
                 self._check_namespace(new, namespace)
             else:
                 new = deep_copy(obj)
+            sent_uid = new["metadata"].get("uid")
+            if sent_uid and sent_uid != old["metadata"].get("uid"):
+                raise errors.Conflict.of(
+                    self.resource.group_resource, name,
+                    f"Precondition failed: UID in precondition: {sent_uid}, UID in object "
+                    f"meta: {old['metadata'].get('uid')}")
             user_rv = new["metadata"].get("resourceVersion")
             if user_rv and user_rv != old["metadata"].get("resourceVersion"):
                 raise self._conflict(name)

@@ -65,10 +65,24 @@ class Strategy:
             else:
                 new.pop("status", None)
 
+    # Metadata a status write may not change (upstream ResetObjectMetaForStatus); the rest
+    # of metadata, and everything but status outside it, comes from the stored object.
+    status_locked_metadata: tuple[str, ...] = (
+        "labels", "annotations", "finalizers", "ownerReferences")
+
     def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
-        """The status subresource changes status only: everything else comes from old."""
+        """The status subresource changes status (and only the metadata a kind allows)."""
         out = {k: v for k, v in old.items() if k != "status"}
-        out["metadata"] = old["metadata"]
+        new_md = new.get("metadata") if isinstance(new.get("metadata"), dict) else {}
+        md = dict(old["metadata"])
+        for key, value in new_md.items():
+            if key in ("labels", "annotations", "finalizers", "ownerReferences") and \
+                    key not in self.status_locked_metadata:
+                md[key] = value
+        for key in ("labels", "annotations", "finalizers", "ownerReferences"):
+            if key not in self.status_locked_metadata and key not in new_md:
+                md.pop(key, None)
+        out["metadata"] = md
         if "status" in new:
             out["status"] = new["status"]
         return out

@@ -359,11 +359,13 @@ async def test_replicas_spread_over_zones(apiserver: ApiServer, cluster: Cluster
 
 async def test_pods_for_other_scheduler_names_are_left_alone(apiserver: ApiServer,
                                                               cluster: Cluster) -> None:
-    node = await cluster.node("n")
+    # As "default-scheduler" this scheduler also places pending pods other test modules left
+    # in the shared apiserver, so its node has room for them all.
+    node = await cluster.node("n", cpu="1000", memory="4000Gi", pods="100000")
     async with running_scheduler(apiserver, "default-scheduler"):
-        await cluster.pod("mine", scheduler_name=None)  # defaulted to default-scheduler
+        await cluster.pod("mine", scheduler_name=None, nodeSelector={HOST: node})
         await cluster.pod("theirs", scheduler_name="my-custom-scheduler")
-        assert (await cluster.wait_bound("mine")) == {"mine": node}
+        assert (await cluster.wait_bound("mine", timeout=30.0)) == {"mine": node}
         await asyncio.sleep(1.0)
         assert await cluster.node_of("theirs") == ""
         assert await cluster.events("theirs", "FailedScheduling") == []

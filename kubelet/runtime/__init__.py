@@ -1,0 +1,1 @@
+"""The CRI runtime service backed by Docker (server.py, docker.py) and its client (client.py)."""
