@@ -38,6 +38,7 @@ from api import errors
 from api.meta import deep_copy, parse_time
 from api.resources import CATALOGUE, Resource
 from api.selectors import LabelSelector, Requirement, selector_from_label_selector_object
+from api.tolerations import toleration_tolerates_taint
 from client.informer import NAMESPACE_INDEX, Informer, meta_key, namespace_index
 from client.rest import ApiConnectionError
 from controller_manager.base import Controller, ControllerContext, Obj
@@ -275,18 +276,7 @@ def fits_node_affinity(pod_spec: Mapping[str, Any], node: Mapping[str, Any]) -> 
                for t in _list(required.get("nodeSelectorTerms")))
 
 
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """v1.Toleration.ToleratesTaint."""
-    if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
-        return False
-    if toleration.get("key") and toleration.get("key") != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
+tolerates = toleration_tolerates_taint
 
 
 def daemon_tolerations(pod_spec: Mapping[str, Any]) -> list[Obj]:

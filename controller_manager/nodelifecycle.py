@@ -30,6 +30,7 @@ from typing import Any
 from api.errors import Conflict, NotFound
 from api.meta import deep_copy, name_of, namespace_of, now_rfc3339, parse_time
 from api.resources import CATALOGUE, Resource
+from api.tolerations import toleration_tolerates_taint
 from client.informer import Informer, meta_key
 from controller_manager.base import Controller, ControllerContext
 
@@ -105,18 +106,8 @@ def no_execute_taints(node: Obj | None) -> list[Obj]:
             if isinstance(t, dict) and t.get("effect") == NO_EXECUTE]
 
 
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """Whether one toleration matches one taint (upstream's Toleration.ToleratesTaint)."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
+# Whether one toleration matches one taint.
+tolerates = toleration_tolerates_taint
 
 
 def _node_name_index(pod: Obj) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from api.tolerations import toleration_tolerates_taint, tolerations_tolerate_taint
 from scheduler.framework import (
     SKIP,
     ClusterEvent,
@@ -25,25 +26,8 @@ Toleration = Mapping[str, Any]
 _STATE_KEY = "PreScoreTaintToleration"
 
 
-def tolerates_taint(toleration: Toleration, taint: Taint) -> bool:
-    """Upstream Toleration.ToleratesTaint: effect and key must match (empty means any),
-    then `Exists` tolerates any value and `Equal` (the default) the same value."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
-
-
-def tolerates(tolerations: Iterable[Toleration], taint: Taint) -> bool:
-    return any(tolerates_taint(t, taint) for t in tolerations)
+tolerates_taint = toleration_tolerates_taint
+tolerates = tolerations_tolerate_taint
 
 
 def find_untolerated_taint(taints: Iterable[Taint],
