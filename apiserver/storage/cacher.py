@@ -122,6 +122,7 @@ class Cacher:
         self.watchers: set[Watcher] = set()
         self._ready = asyncio.Event()
         self._advanced = asyncio.Condition()
+        self._progress_now = asyncio.Event()  # ask etcd for its revision without waiting
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -192,7 +193,8 @@ class Cacher:
     async def _follow(self) -> None:
         bprefix = self.prefix.encode()
         async for batch in self.storage.etcd.watch(bprefix, prefix_end(bprefix),
-                                                   self.revision + 1):
+                                                   self.revision + 1,
+                                                   progress_now=self._progress_now):
             for ev in batch.events:
                 key = ev.kv.key.decode()
                 rev = int(ev.kv.mod_revision)
@@ -229,6 +231,9 @@ class Cacher:
         if self.revision >= revision:
             return
         deadline = time.monotonic() + timeout
+        # Writes to other resources move etcd's revision too; a progress notification tells
+        # this cache it has seen everything up to there.
+        self._progress_now.set()
         async with self._advanced:
             while self.revision < revision:
                 left = deadline - time.monotonic()

@@ -7,6 +7,7 @@ gRPC as one target so that its pick-first balancer fails over when a member goes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -172,11 +173,13 @@ class Etcd:
         return int(r.ID)
 
     async def watch(self, key: bytes, range_end: bytes, start_revision: int,
-                    progress_every: float = 1.0) -> AsyncIterator[WatchBatch]:
+                    progress_every: float = 1.0,
+                    progress_now: asyncio.Event | None = None) -> AsyncIterator[WatchBatch]:
         """Yield batches of events from start_revision on, plus progress notifications.
 
-        Progress requests are sent every `progress_every` seconds so that an idle resource
-        still learns the store's current revision (used for bookmarks and fresh lists).
+        Progress requests are sent every `progress_every` seconds, and at once whenever
+        `progress_now` is set, so that an idle resource still learns the store's current
+        revision (used for bookmarks and consistent lists).
         Raises Compacted when start_revision is no longer kept.
         """
         requests: asyncio.Queue[rpc_pb2.WatchRequest | None] = asyncio.Queue()
@@ -190,9 +193,13 @@ class Etcd:
                     return
                 yield req
 
+        trigger = progress_now or asyncio.Event()
+
         async def ask_progress() -> None:
             while True:
-                await asyncio.sleep(progress_every)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(trigger.wait(), progress_every)
+                trigger.clear()
                 await requests.put(rpc_pb2.WatchRequest(
                     progress_request=rpc_pb2.WatchProgressRequest()))
 
