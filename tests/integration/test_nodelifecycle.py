@@ -105,7 +105,12 @@ class FakeKubelet:
         while True:
             lease = dict(self._lease)
             lease["spec"] = {**lease["spec"], "renewTime": now_rfc3339_micro()}
-            self._lease = await self.api.update(LEASES, lease)
+            try:
+                self._lease = await self.api.update(LEASES, lease)
+            except errors.Conflict:
+                # A renewal cancelled in flight (stop_renewing) may still have landed.
+                self._lease = await self.api.get(LEASES, self.name, NODE_LEASE_NS)
+                continue
             self.last_renew = time.monotonic()
             await asyncio.sleep(RENEW_EVERY)
 
