@@ -379,11 +379,8 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
         body = await read_object(request, "Eviction")
         return json_response(await subresources.evict_pod(store, ns or "", name, body), 201)
     elif sub in ("log", "exec") and method in ("GET", "POST"):
-        pod = await store.get(ns, name)
-        if not (pod.get("spec") or {}).get("nodeName"):
-            raise errors.BadRequest(f'pod "{name}" does not have a host assigned')
-        raise errors.ServiceUnavailable(f'{res.plural}/{sub}: no kubelet serves node '
-                                        f'"{pod["spec"]["nodeName"]}"')
+        from apiserver.proxy import serve_pod_stream
+        return await serve_pod_stream(request, store, ns or "", name, sub)
     raise errors.MethodNotAllowed("the server does not allow this method on the requested "
                                   "resource")
 

@@ -666,13 +666,18 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
             del self._copiers[copier.container_id]
 
     async def _image_name_and_id(self, image_id: str, configured: str) -> tuple[str, str]:
-        """The name to show for a container's image (its first tag, as cri-dockerd) and
-        its ID; the configured reference when the image is gone."""
+        """The name to show for a container's image and its ID; the configured reference
+        when the image is gone."""
         try:
             image = await self.docker.inspect_image(image_id)
         except d.NotFound:
             return configured, image_id
         tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+        # The name the container was created with, when it still names this image (an
+        # image can carry several tags); else its first tag, as cri-dockerd.
+        for wanted in (configured, f"{configured}:latest"):
+            if wanted in tags:
+                return wanted, str(image.get("Id") or image_id)
         return (tags[0] if tags else configured), str(image.get("Id") or image_id)
 
     # --- version and status ---------------------------------------------------------------
