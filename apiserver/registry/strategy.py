@@ -73,7 +73,8 @@ class Strategy:
     def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
         """The status subresource changes status (and only the metadata a kind allows)."""
         out = {k: v for k, v in old.items() if k != "status"}
-        new_md = new.get("metadata") if isinstance(new.get("metadata"), dict) else {}
+        raw_md = new.get("metadata")
+        new_md: Obj = raw_md if isinstance(raw_md, dict) else {}
         md = dict(old["metadata"])
         for key, value in new_md.items():
             if key in ("labels", "annotations", "finalizers", "ownerReferences") and \
