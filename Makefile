@@ -31,6 +31,7 @@ proto:
 
 lint:
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy --ignore-missing-imports api client apiserver controller_manager scheduler
 
 bench: install
 	$(PY) benchmarks/api.py
