@@ -3,16 +3,22 @@ SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 DATA  ?= $(HOME)/.kubelite
+NODES ?= 2
 
-.PHONY: install up test unit integration e2e proto lint bench clean
+.PHONY: install images up test unit integration e2e proto lint bench clean
 
 install:
 	@bash hack/install.sh
 
-up: install
-	$(VENV)/bin/kubelite up --data-dir $(DATA)
+# Local images (no registry is needed): the pause image and busybox, from Debian's
+# busybox-static via `docker import`.
+images: install
+	@bash hack/images.sh
 
-test: install
+up: install images
+	$(VENV)/bin/kubelite up --data-dir $(DATA) --nodes $(NODES)
+
+test: install images
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 unit: install
@@ -21,7 +27,7 @@ unit: install
 integration: install
 	$(PY) -m pytest -q tests/integration
 
-e2e: install
+e2e: install images
 	$(PY) -m pytest -q tests/e2e
 
 # Regenerate the committed gRPC stubs from proto/ (needs the dev extra: grpcio-tools).

@@ -16,6 +16,9 @@ commands:
   scheduler      run the scheduler (--kubeconfig, --leader-elect)
   controller-manager
                  run the controllers (--kubeconfig, --leader-elect, --controllers)
+  kubelet        run a node agent (--kubeconfig, --node-name, --container-runtime-endpoint,
+                 --pod-manifest-path, --port)
+  runtime        run the CRI runtime service on Docker (--listen, --node-name)
   version        print the version
 
 Run `kubelite <command> --help` for a command's flags.
@@ -43,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     if cmd in ("controller-manager", "kube-controller-manager"):
         from controller_manager.__main__ import main as cm_main
         return cm_main(rest)
+    if cmd == "kubelet":
+        from kubelet.__main__ import main as kubelet_main
+        return kubelet_main(rest, prog="kubelite kubelet")
+    if cmd in ("runtime", "container-runtime"):
+        from kubelet.runtime.__main__ import main as runtime_main
+        return runtime_main(rest)
     print(f"kubelite: unknown command {cmd!r}\n", file=sys.stderr)
     print(USAGE, end="", file=sys.stderr)
     return 2

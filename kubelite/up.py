@@ -4,6 +4,12 @@ The supervisor starts etcd (unless --etcd-servers is given) and every component 
 restarts a component that dies, and on SIGINT/SIGTERM stops them all (newest first) and
 exits 0. All state lives under --data-dir, so starting again on the same directory keeps
 every object.
+
+Nodes (`--nodes N`, named node-1 ... node-N): per node the CRI runtime service, ipamd and
+the kubelet, each its own process, with their data under `DATA/nodes/<node>/` (static pod
+manifests in `DATA/nodes/<node>/manifests`). They need dockerd; without it no node starts
+(one line says so). Nodes of one host share dockerd and the VPC bridge, so only one
+`kubelite up` with nodes runs per host at a time (a lock in /run/kubelite says which).
 """
 
 from __future__ import annotations
@@ -11,19 +17,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import json
 import logging
 import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from client.kubeconfig import write_kubeconfig
+from kubelet.network import (
+    DEFAULT_BIN_DIR,
+    DEFAULT_BRIDGE,
+    flush_node_addresses,
+    make_netconf,
+    write_netconf,
+)
 
 log = logging.getLogger("kubelite.up")
 
@@ -57,8 +74,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--nodes", type=int, default=1, help="number of nodes (kubelets) to run")
     p.add_argument("--etcd-servers", default="", help="use these etcd URLs instead of "
                    "starting one")
+    p.add_argument("--instance-type", default="m5.large",
+                   help="EC2 instance type the nodes pretend to be (ENI and max-pods limits)")
+    p.add_argument("--vpc-cidr", default="10.200.0.0/16", help="the pod network (VPC) CIDR")
+    p.add_argument("--docker-endpoint", default="unix:///var/run/docker.sock")
     for comp in ("kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
-                 "kube-proxy"):
+                 "kube-proxy", "ipamd", "runtime"):
         p.add_argument(f"--{comp}-arg", action="append", default=[], metavar="--flag=value",
                        help=f"extra flag for {comp} (repeatable)")
     a = p.parse_args(argv)
@@ -77,9 +98,112 @@ class Supervisor:
         self.components: list[Component] = []
         self.stopping = asyncio.Event()
         self.python = sys.executable
+        self._node_lock: Any = None
 
     def _py(self, module: str, *flags: str) -> list[str]:
         return [self.python, "-m", module, *flags]
+
+    # --- nodes ----------------------------------------------------------------------------
+
+    def node_names(self) -> list[str]:
+        return [f"node-{i}" for i in range(1, self.args.nodes + 1)]
+
+    def socket_dir(self, node: str) -> Path:
+        """Where a node's unix sockets live: under its data dir, unless that path would be
+        too long for a socket (108 bytes); then under /run/kubelite."""
+        d = self.data_dir / "nodes" / node
+        if len(str(d / "ipamd.sock")) < 100:
+            return d
+        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:10]
+        return Path("/run/kubelite") / digest / node
+
+    def plan_nodes(self, kubeconfig: Path) -> list[Component]:
+        """Per node: the runtime service, ipamd and the kubelet (in that order)."""
+        a = self.args
+        kc = str(kubeconfig)
+        comps: list[Component] = []
+        for i, node in enumerate(self.node_names()):
+            home = self.data_dir / "nodes" / node
+            sockets = self.socket_dir(node)
+            sockets.mkdir(parents=True, exist_ok=True)
+            cri_sock, ipamd_sock = sockets / "cri.sock", sockets / "ipamd.sock"
+            conf_dir = home / "cni" / "net.d"
+            write_netconf(conf_dir, make_netconf(str(ipamd_sock), bridge=DEFAULT_BRIDGE))
+            runtime_flags = ["--listen", f"unix://{cri_sock}", "--root-directory",
+                             str(home / "runtime"), "--node-name", node,
+                             "--docker-endpoint", a.docker_endpoint, *a.runtime_arg]
+            cni = ["--network-plugin", "cni", "--cni-conf-dir", str(conf_dir),
+                   "--cni-bin-dir", str(DEFAULT_BIN_DIR)]
+            # The runtime execs the CNI plugin for each sandbox (cri-dockerd's flags).
+            runtime = self._py("kubelet.runtime", *runtime_flags, *cni)
+            comps.append(Component(f"runtime-{node}", runtime, self.logs / f"runtime-{node}.log"))
+            comps.append(Component(f"ipamd-{node}", self._py(
+                "cni.ipamd", "--kubeconfig", kc, "--node-name", node, "--instance-type",
+                a.instance_type, "--socket", str(ipamd_sock), "--data-dir", str(home / "ipamd"),
+                "--vpc-cidr", a.vpc_cidr, *a.ipamd_arg), self.logs / f"ipamd-{node}.log"))
+            port = 10250 + i
+            if port_in_use(port):
+                port = free_port()
+            comps.append(Component(f"kubelet-{node}", self._py(
+                "kubelet", "--kubeconfig", kc, "--node-name", node,
+                "--container-runtime-endpoint", f"unix://{cri_sock}",
+                "--root-dir", str(home / "kubelet"), "--pod-logs-dir", str(home / "logs"),
+                "--pod-manifest-path", str(home / "manifests"),
+                "--port", str(port), "--instance-type", a.instance_type,
+                "--ipamd-socket", str(ipamd_sock), "--docker-endpoint", a.docker_endpoint,
+                *a.kubelet_arg), self.logs / f"kubelet-{node}.log"))
+        return comps
+
+    def nodes_possible(self) -> bool:
+        """dockerd reachable, the host lock ours, the VPC bridge up; else say why."""
+        if self.args.nodes == 0:
+            return False
+        docker_sock = self.args.docker_endpoint.removeprefix("unix://")
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(2)
+                s.connect(docker_sock)
+        except OSError:
+            print(f"kubelite up: dockerd is not reachable at {docker_sock}: starting no nodes "
+                  f"(as root, `make install` installs and starts it)", file=sys.stderr,
+                  flush=True)
+            return False
+        lock_dir = Path("/run/kubelite")
+        try:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            self._node_lock = (lock_dir / "nodes.lock").open("a+")
+            fcntl.flock(self._node_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._node_lock.seek(0)
+            owner = self._node_lock.read().strip() or "another kubelite up"
+            print(f"kubelite up: nodes of another cluster run on this host ({owner}); stop "
+                  f"it or use --nodes 0", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        except OSError as e:
+            print(f"kubelite up: cannot take /run/kubelite/nodes.lock ({e}): starting no "
+                  f"nodes", file=sys.stderr, flush=True)
+            return False
+        self._node_lock.truncate(0)
+        self._node_lock.write(f"pid {os.getpid()}, data dir {self.data_dir}\n")
+        self._node_lock.flush()
+        if os.geteuid() == 0:
+            # The VPC bridge, before any node: ipamd's addresses live on it (as aws-node's
+            # init container prepares the host). The plugin would also create it lazily.
+            r = subprocess.run([self.python, "-m", "cni.hostnet", "up", "--bridge",
+                                DEFAULT_BRIDGE, "--vpc-cidr", self.args.vpc_cidr],
+                               capture_output=True, text=True, check=False, timeout=30)
+            if r.returncode != 0:
+                print(f"kubelite up: VPC bridge: {r.stderr.strip()}", file=sys.stderr)
+            # Node addresses left on the bridge by nodes that did not stop cleanly: ours
+            # alone now (we hold the lock), and any of them may be a pod's address soon.
+            stale = flush_node_addresses(DEFAULT_BRIDGE)
+            if stale:
+                log.info("removed stale node addresses from %s: %s", DEFAULT_BRIDGE,
+                         ", ".join(stale))
+        else:
+            print("kubelite up: not root: the VPC bridge and pod network need root",
+                  file=sys.stderr, flush=True)
+        return True
 
     def plan(self) -> list[Component]:
         a = self.args
@@ -151,19 +275,28 @@ class Supervisor:
             await self.start(comp)
 
     async def stop_all(self) -> None:
-        for comp in reversed(self.components):
-            proc = comp.proc
-            if proc is None or proc.returncode is not None:
-                continue
+        """Newest first; the nodes' processes in parallel (kubelets, then their runtimes and
+        ipamds), then the control plane one by one."""
+        comps = list(reversed(self.components))
+        tiers = [[c for c in comps if c.name.startswith("kubelet-")],
+                 [c for c in comps if c.name.startswith(("runtime-", "ipamd-"))]]
+        rest = [c for c in comps if not any(c in t for t in tiers)]
+        for tier in [*tiers, *([c] for c in rest)]:
+            await asyncio.gather(*(self._stop(c) for c in tier))
+
+    async def _stop(self, comp: Component) -> None:
+        proc = comp.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-            log.info("stopped %s", comp.name)
+                proc.kill()
+            await proc.wait()
+        log.info("stopped %s", comp.name)
 
     async def wait_ready(self, url: str, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -203,7 +336,10 @@ class Supervisor:
                 return 1
             kubeconfig = self.data_dir / "kubeconfig"
             write_kubeconfig(kubeconfig, server)
-            for comp in self.plan_clients(kubeconfig):
+            clients = self.plan_clients(kubeconfig)
+            if self.nodes_possible():
+                clients += self.plan_nodes(kubeconfig)
+            for comp in clients:
                 self.components.append(comp)
                 await self.start(comp)
                 watchers.append(asyncio.create_task(self.watch(comp),
@@ -219,6 +355,8 @@ class Supervisor:
             for t in watchers:
                 t.cancel()
             await self.stop_all()
+            if self._node_lock is not None:
+                self._node_lock.close()
 
 
 def _http_ok(url: str) -> bool:

@@ -32,6 +32,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "entrypoint, e.g. for busybox: sh -c 'trap \"exit 0\" TERM; ...'")
     p.add_argument("--node-name", default="",
                    help="label the node's containers, so runtimes sharing a dockerd stay apart")
+    # cri-dockerd's names: with --network-plugin=cni the runtime execs the CNI plugin for
+    # every sandbox, with the network configuration found in --cni-conf-dir.
+    p.add_argument("--network-plugin", choices=("", "cni"), default="")
+    p.add_argument("--cni-conf-dir", default="/etc/cni/net.d")
+    p.add_argument("--cni-bin-dir", default="", help="where the CNI plugin executables are "
+                   "(default: kubelite's own cni/ directory)")
     p.add_argument("-v", "--v", type=int, default=0, help="log verbosity (>= 4: debug)")
     return p.parse_args(argv)
 
@@ -42,10 +48,14 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     docker_socket = args.docker_endpoint.removeprefix("unix://")
+    plugin = None
+    if args.network_plugin == "cni":
+        from kubelet.network import DEFAULT_BIN_DIR, cni_plugin_from_dirs
+        plugin = cni_plugin_from_dirs(args.cni_conf_dir, args.cni_bin_dir or DEFAULT_BIN_DIR)
     await serve(args.listen, stop=stop, docker_socket=docker_socket,
                 root_dir=args.root_directory, sandbox_image=args.pod_infra_container_image,
                 sandbox_command=shlex.split(args.pod_infra_command) or None,
-                node_name=args.node_name)
+                node_name=args.node_name, network_plugin=plugin)
 
 
 def main(argv: list[str] | None = None) -> int:

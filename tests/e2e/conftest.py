@@ -43,6 +43,10 @@ class Cluster:
 
 
 def start_cluster(data_dir: Path, *extra: str, timeout: float = 60) -> Cluster:
+    """`kubelite up` on `data_dir`; without nodes unless `extra` asks for them (nodes share
+    the host's dockerd and VPC bridge: one cluster with nodes at a time, test_pods.py's)."""
+    if not any(a.startswith("--nodes") for a in extra):
+        extra = ("--nodes", "0", *extra)
     port = free_port()
     output = data_dir / f"up-{port}.out"
     out = output.open("wb")
