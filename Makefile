@@ -42,6 +42,7 @@ lint:
 bench: install
 	$(PY) benchmarks/api.py
 	$(PY) benchmarks/scheduler.py
+	$(PY) benchmarks/pod_startup.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
