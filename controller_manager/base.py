@@ -4,6 +4,7 @@ missing object as done, and writes only through the apiserver, on copies."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -30,7 +31,7 @@ class ControllerContext:
     options: Any  # controller_manager.options.Options
 
 
-class Controller:
+class Controller(abc.ABC):
     """Subclasses set `name`, register informer handlers in __init__, and define sync()."""
 
     name = "controller"
@@ -54,8 +55,9 @@ class Controller:
         for key in keys:
             self.queue.add(key)
 
+    @abc.abstractmethod
     async def sync(self, key: str) -> None:
-        raise NotImplementedError
+        """Make the world match the object under `key` (missing object: done)."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(

@@ -17,6 +17,7 @@ informer event is applied.
 
 from __future__ import annotations
 
+import abc
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -129,7 +130,7 @@ class Handle:
     namespaces_matching: Callable[[LabelSelector], frozenset[str]] = lambda sel: frozenset()
 
 
-class Plugin:
+class Plugin(abc.ABC):
     """Base of every plugin; a plugin implements whichever extension points it needs."""
 
     name: ClassVar[str] = ""
@@ -143,10 +144,10 @@ class Plugin:
 
 
 class PreFilterPlugin(Plugin):
+    @abc.abstractmethod
     def pre_filter(self, state: CycleState, pod: PodInfo,
                    nodes: Sequence[NodeInfo]) -> Status | None:
         """Prepare for filtering; SKIP means this plugin's Filter has nothing to check."""
-        raise NotImplementedError
 
     def remove_pod(self, state: CycleState, pod: PodInfo, victim: PodInfo,
                    node: NodeInfo) -> None:
@@ -154,21 +155,22 @@ class PreFilterPlugin(Plugin):
 
 
 class FilterPlugin(Plugin):
+    @abc.abstractmethod
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         """None if `pod` may run on `node`, else why not."""
-        raise NotImplementedError
 
 
 class PreScorePlugin(Plugin):
+    @abc.abstractmethod
     def pre_score(self, state: CycleState, pod: PodInfo,
                   nodes: Sequence[NodeInfo]) -> Status | None:
         """Prepare for scoring the feasible `nodes`; SKIP leaves this plugin out."""
-        raise NotImplementedError
 
 
 class ScorePlugin(Plugin):
+    @abc.abstractmethod
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
-        raise NotImplementedError
+        """The node's raw score for `pod` (normalised to 0-100 afterwards)."""
 
     def score_nodes(self, state: CycleState, pod: PodInfo,
                     nodes: Sequence[NodeInfo]) -> list[int]:
