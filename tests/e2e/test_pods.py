@@ -348,12 +348,14 @@ def test_pool_exhaustion_keeps_pod_container_creating(nodes_cluster: Cluster,
     pool = ipamd(c, "node-2")
     assert len(pool.enis) == 1
     count = pool.total_ips - pool.assigned_ips + 1
-    apply(c, ns, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fill"},
-                  "spec": {"replicas": count, "selector": {"matchLabels": {"app": "fill"}},
-                           "template": {"metadata": {"labels": {"app": "fill"}}, "spec": {
-                               "nodeSelector": {"kubernetes.io/hostname": "node-2"},
+    # Bare pods, not a Deployment: a deleted pod must not come back to compete for the
+    # address it frees.
+    for i in range(count):
+        apply(c, ns, {"apiVersion": "v1", "kind": "Pod",
+                      "metadata": {"name": f"fill-{i}", "labels": {"app": "fill"}},
+                      "spec": {"nodeSelector": {"kubernetes.io/hostname": "node-2"},
                                "terminationGracePeriodSeconds": 1,
-                               "containers": [container("main", ["sleep", "3600"])]}}}})
+                               "containers": [container("main", ["sleep", "3600"])]}})
 
     def settled() -> list[dict[str, Any]] | None:
         ps = pods(c, ns, "app=fill")
@@ -375,7 +377,7 @@ def test_pool_exhaustion_keeps_pod_container_creating(nodes_cluster: Cluster,
               next(p for p in ps if p["status"].get("phase") == "Running")["metadata"]["name"],
               "--wait=false")
     wait_pod(c, ns, name, lambda p: phase(p) == "Running", 60, "an address, at last")
-    c.kubectl("delete", "-n", ns, "deployment", "fill", "--wait=false")
+    c.kubectl("delete", "-n", ns, "pod", "-l", "app=fill", "--wait=false")
 
 
 def test_static_pod_with_mirror_pod(nodes_cluster: Cluster) -> None:
