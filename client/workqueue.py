@@ -91,7 +91,7 @@ class BucketRateLimiter(Generic[K]):
         return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
 
     def forget(self, item: K) -> None:
-        pass
+        """Nothing to forget: the bucket is shared, not per item."""
 
     def num_requeues(self, item: K) -> int:
         return 0

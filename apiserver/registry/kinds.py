@@ -193,17 +193,13 @@ class AlwaysCreateOnUpdate(Strategy):
     allow_create_on_update = True
 
 
-class EventStrategy(AlwaysCreateOnUpdate):
-    pass
-
-
 _STRATEGIES: dict[str, type[Strategy]] = {
     "namespaces": NamespaceStrategy,
     "pods": PodStrategy,
     "nodes": NodeStrategy,
     "services": ServiceStrategy,
     "endpoints": AlwaysCreateOnUpdate,
-    "events": EventStrategy,
+    "events": AlwaysCreateOnUpdate,
     "leases": AlwaysCreateOnUpdate,
     "deployments": WorkloadStrategy,
     "replicasets": ReplicaSetStrategy,
