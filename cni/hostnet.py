@@ -21,7 +21,6 @@ removes it and the rule.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -35,7 +34,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from cni.vpc import DEFAULT_VPC_CIDR, gateway_of, parse_vpc_cidr
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +147,19 @@ def _bridge_lock(bridge: str) -> Iterator[None]:
 
 
 def bridge_ready(bridge: str, gateway_cidr: str) -> bool:
-    info = link(bridge)
-    return (info is not None and "UP" in (info.get("flags") or [])
-            and gateway_cidr in addresses(bridge))
+    """The bridge exists, is up and holds the gateway address (one `ip` run: the plugin
+    asks this on every ADD)."""
+    try:
+        out = ip("-j", "-d", "-4", "addr", "show", "dev", bridge)
+    except NetlinkError as e:
+        if e.not_found:
+            return False
+        raise
+    for entry in json.loads(out or "[]"):
+        held = {f"{a['local']}/{a['prefixlen']}" for a in entry.get("addr_info") or []}
+        return ("UP" in (entry.get("flags") or []) and gateway_cidr in held
+                and (entry.get("linkinfo") or {}).get("info_kind") == "bridge")
+    return False
 
 
 def ensure_bridge(bridge: str, gateway_cidr: str, mtu: int = DEFAULT_MTU) -> None:
@@ -227,29 +235,52 @@ def teardown_bridge(bridge: str) -> None:
 # --- a pod's veth ---------------------------------------------------------------------------
 
 
+def random_mac() -> str:
+    """A random unicast, locally administered MAC (what the kernel picks for a veth)."""
+    octets = bytearray(os.urandom(6))
+    octets[0] = (octets[0] & 0xFC) | 0x02
+    return ":".join(f"{b:02x}" for b in octets)
+
+
+def link_exists(name: str) -> bool:
+    """A link of that name in the host namespace (sysfs: no process to start)."""
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
 def setup_pod_veth(*, host_if: str, netns: str, ifname: str, bridge: str, address: str,
                    gateway: str, mtu: int) -> tuple[str, str]:
     """Create the veth pair, its container end in `netns` named `ifname` with `address`
-    (CIDR form) and a default route via `gateway`; returns (host MAC, container MAC)."""
-    if link(host_if) is not None:
+    (CIDR form) and a default route via `gateway`; returns (host MAC, container MAC).
+
+    Two `ip -batch` runs (host side, then inside the namespace) with MACs chosen here, so
+    nothing has to be read back. The host end is a hairpin bridge port, so a pod can reach
+    itself through a Service address (kube-proxy DNATs the packet back out of that port)."""
+    if link_exists(host_if):
         delete_link(host_if)  # left over from an ADD that failed half-way
-    ip("link", "add", host_if, "mtu", str(mtu), "type", "veth",
-       "peer", "name", ifname, "mtu", str(mtu), "netns", netns)
+    host_mac, cont_mac = random_mac(), random_mac()
     try:
-        ip("link", "set", "dev", host_if, "master", bridge, "up")
+        ip_batch([(f"link add {host_if} mtu {mtu} address {host_mac} type veth peer name "
+                   f"{ifname} mtu {mtu} address {cont_mac} netns {netns}"),
+                  f"link set dev {host_if} master {bridge}",
+                  f"link set dev {host_if} type bridge_slave hairpin on",
+                  f"link set dev {host_if} up"])
         ip_batch(["link set dev lo up",
                   f"addr add {address} dev {ifname}",
                   f"link set dev {ifname} up",
                   f"route replace default via {gateway} dev {ifname}"], netns=netns)
-        host_info = link(host_if) or {}
-        cont_info = link(ifname, netns=netns) or {}
     except BaseException:
-        delete_link(host_if)
+        if link_exists(host_if):
+            delete_link(host_if)
         raise
-    return str(host_info.get("address", "")), str(cont_info.get("address", ""))
+    return host_mac, cont_mac
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Imported here: the plugin imports this module on every pod ADD and needs neither.
+    import argparse
+
+    from cni.vpc import DEFAULT_VPC_CIDR, gateway_of, parse_vpc_cidr
+
     p = argparse.ArgumentParser(prog="python -m cni.hostnet",
                                 description="create or remove the VPC bridge")
     p.add_argument("action", choices=("up", "down"))

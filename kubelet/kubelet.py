@@ -42,6 +42,7 @@ from kubelet.images import ImageManager
 from kubelet.kuberuntime import NodeFacts, RuntimeManager, SyncError
 from kubelet.nodestatus import NodeConfig, NodeStatusManager, allocatable
 from kubelet.options import Options
+from kubelet.podactions import PodActions
 from kubelet.podworkers import PodWorkers, is_deleting
 from kubelet.prober import ProbeManager, ProbeTarget
 from kubelet.runtime.client import RuntimeClient
@@ -255,14 +256,19 @@ class Kubelet:
         rt = await self._refresh(uid)
         self._report(pod, rt)
         error: SyncError | None = None
+        actions: PodActions | None = None
         try:
             actions = await self.runtime.sync_pod(pod, rt)
         except SyncError as e:
             error = e
-        rt = await self._refresh(uid)
+        if actions is None or not actions.nothing_to_do:
+            # Something was started or stopped: report the state it led to. (Most syncs
+            # have nothing to do; re-reading the runtime for them would only cost dockerd.)
+            rt = await self._refresh(uid)
         self._report(pod, rt)
         if error is not None:
             raise error
+        assert actions is not None
         if actions.pod_finished:
             return True
         await self.runtime.garbage_collect(rt)

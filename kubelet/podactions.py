@@ -58,6 +58,11 @@ class PodActions:
     to_kill: dict[str, KillInfo] = field(default_factory=dict)
 
     @property
+    def nothing_to_do(self) -> bool:
+        return not (self.create_sandbox or self.kill_pod or self.next_init is not None
+                    or self.init_failed or self.to_start or self.to_kill)
+
+    @property
     def pod_finished(self) -> bool:
         """Nothing is to run any more: the pod is terminal (its phase says which)."""
         return self.kill_pod and not self.create_sandbox

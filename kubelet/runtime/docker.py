@@ -18,7 +18,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -154,7 +154,13 @@ class DockerClient:
         self._api_version = api_version
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._change_listeners: list[Callable[[], None]] = []
         self._negotiate_lock = asyncio.Lock()
+
+    def on_container_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every successful request that changes what
+        `GET /containers/json` returns (create, start, stop, kill, restart, remove)."""
+        self._change_listeners.append(listener)
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -221,6 +227,9 @@ class DockerClient:
             async with session.request(method, url, **kwargs) as resp:
                 if resp.status >= 400:
                     raise _error(resp.status, await _error_message(resp))
+                if _changes_container_list(method, path):
+                    for listener in self._change_listeners:
+                        listener()
                 yield resp
         except aiohttp.ClientConnectionError as e:
             raise DockerUnavailable(f"dockerd at {self.socket_path}: {e}") from e
@@ -409,6 +418,16 @@ class DockerClient:
         answer = await self._request_json("DELETE", f"/images/{quote(name, safe='')}",
                                           params={"force": force, "noprune": noprune})
         return list(answer or [])
+
+
+_LIST_CHANGING = ("/start", "/stop", "/kill", "/restart", "/pause", "/unpause", "/rename")
+
+
+def _changes_container_list(method: str, path: str) -> bool:
+    if not path.startswith("/containers/"):
+        return False
+    return (method == "DELETE" or path == "/containers/create"
+            or (method == "POST" and path.endswith(_LIST_CHANGING)))
 
 
 def _param(value: Any) -> str:

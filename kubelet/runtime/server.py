@@ -37,6 +37,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 import grpc
 
 from kubelet.runtime import docker as d
+from kubelet.runtime.listcache import ContainerListCache
 from proto.cri import api_pb2 as api
 from proto.cri import api_pb2_grpc as api_grpc
 
@@ -586,6 +587,10 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
         # sandbox (a kubelet retry racing the original call) take turns.
         self._sandbox_locks: dict[str, asyncio.Lock] = {}
         self._cpu_samples: dict[str, tuple[int, int]] = {}  # id -> (time ns, usage ns)
+        owned = [CONTAINER_TYPE_LABEL] + ([f"{NODE_LABEL}={node_name}"] if node_name else [])
+        self.containers = ContainerListCache(
+            lambda: docker.list_containers(filters={"label": owned}))
+        docker.on_container_change(self.containers.invalidate)
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -801,8 +806,8 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
         checkpoint.save(self.root_dir)
 
     async def _sandbox_containers(self, sandbox_id: str) -> list[Obj]:
-        return await self.docker.list_containers(filters={"label": self._owned_filter(
-            CONTAINER_TYPE_CONTAINER, f"{SANDBOX_ID_LABEL}={sandbox_id}")})
+        return await self.containers.list(self._owned_filter(
+            CONTAINER_TYPE_CONTAINER, f"{SANDBOX_ID_LABEL}={sandbox_id}"))
 
     async def _stop_sandbox(self, sandbox_id: str) -> None:
         if not sandbox_id:
@@ -902,12 +907,10 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
     async def ListPodSandbox(self, request: api.ListPodSandboxRequest,
                              context: grpc.aio.ServicerContext) -> api.ListPodSandboxResponse:
         f = request.filter
-        filters = {"label": self._owned_filter(
-            CONTAINER_TYPE_SANDBOX, *(f"{k}={v}" for k, v in f.label_selector.items()))}
-        if f.id:
-            filters["id"] = [f.id]
+        labels = self._owned_filter(
+            CONTAINER_TYPE_SANDBOX, *(f"{k}={v}" for k, v in f.label_selector.items()))
         items = []
-        for c in await self.docker.list_containers(filters=filters):
+        for c in await self.containers.list(labels, ids=[f.id] if f.id else []):
             try:
                 metadata = parse_sandbox_name((c.get("Names") or [""])[0])
             except ValueError:
@@ -1067,11 +1070,9 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
         extra = [f"{k}={v}" for k, v in f.label_selector.items()]
         if f.pod_sandbox_id:
             extra.append(f"{SANDBOX_ID_LABEL}={f.pod_sandbox_id}")
-        filters = {"label": self._owned_filter(CONTAINER_TYPE_CONTAINER, *extra)}
-        if f.id:
-            filters["id"] = [f.id]
         containers = []
-        for c in await self.docker.list_containers(filters=filters):
+        for c in await self.containers.list(self._owned_filter(CONTAINER_TYPE_CONTAINER, *extra),
+                                            ids=[f.id] if f.id else []):
             try:
                 metadata = parse_container_name((c.get("Names") or [""])[0])
             except ValueError:
@@ -1241,11 +1242,9 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
         extra = [f"{k}={v}" for k, v in f.label_selector.items()]
         if f.pod_sandbox_id:
             extra.append(f"{SANDBOX_ID_LABEL}={f.pod_sandbox_id}")
-        filters = {"label": self._owned_filter(CONTAINER_TYPE_CONTAINER, *extra),
-                   "status": ["running"]}
-        if f.id:
-            filters["id"] = [f.id]
-        containers = await self.docker.list_containers(filters=filters)
+        containers = await self.containers.list(
+            self._owned_filter(CONTAINER_TYPE_CONTAINER, *extra), ids=[f.id] if f.id else [],
+            states=["running"])
 
         async def one(c: Obj) -> api.ContainerStats | None:
             try:
