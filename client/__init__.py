@@ -13,7 +13,13 @@ from client.informer import (
     namespace_index,
     split_meta_key,
 )
-from client.kubeconfig import ClientConfig, ConfigError, load_kubeconfig, write_kubeconfig
+from client.kubeconfig import (
+    ClientConfig,
+    ConfigError,
+    in_cluster_config,
+    load_kubeconfig,
+    write_kubeconfig,
+)
 from client.leaderelection import LeaderElector, micro_time
 from client.rest import (
     NO_RETRY,
@@ -57,6 +63,7 @@ __all__ = [
     "WatchEvent",
     "WorkQueue",
     "default_controller_rate_limiter",
+    "in_cluster_config",
     "jittered",
     "load_kubeconfig",
     "meta_key",

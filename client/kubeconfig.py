@@ -4,6 +4,10 @@ The format is kubectl's (`clientcmd/api/v1`): named clusters, users and contexts
 `current-context`. Like kubectl, `$KUBECONFIG` may list several files separated by `:`;
 the first file to define a name (or the current context) wins, and relative file paths
 are resolved against the directory of the file that mentions them.
+
+`in_cluster_config()` is client-go's `rest.InClusterConfig()` for code running in a pod: the
+apiserver address from the environment the kubelet injects, credentials from the service
+account directory.
 """
 
 from __future__ import annotations
@@ -84,6 +88,48 @@ def _write_private(path: Path, data: bytes | None) -> str:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return str(path)
+
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def in_cluster_config(environ: Mapping[str, str] | None = None,
+                      service_account_dir: StrPath = SERVICE_ACCOUNT_DIR) -> ClientConfig:
+    """The config of a pod: `KUBERNETES_SERVICE_HOST`/`KUBERNETES_SERVICE_PORT` (the
+    `kubernetes` Service, injected by the kubelet) and the service account files.
+
+    With `ca.crt` in the service account directory the server is https, verified against
+    that CA, and `token` (when present) is sent as a bearer token; the `namespace` file
+    gives the default namespace. Without `ca.crt` the server is plain http and no token is
+    sent (kubelite's apiserver serves plain http today; a token must not travel in clear).
+    The token is read once: a rotated projected token needs a new config.
+    """
+    env = os.environ if environ is None else environ
+    host = env.get("KUBERNETES_SERVICE_HOST", "").strip()
+    port = env.get("KUBERNETES_SERVICE_PORT", "").strip()
+    if not host or not port:
+        raise ConfigError("not running in a cluster: KUBERNETES_SERVICE_HOST and "
+                          "KUBERNETES_SERVICE_PORT must be set (or give a kubeconfig)")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"KUBERNETES_SERVICE_PORT={port!r} is not a port number")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    sa = Path(service_account_dir)
+    namespace = _read_optional(sa / "namespace") or "default"
+    ca = sa / "ca.crt"
+    if not ca.exists():
+        return ClientConfig(server=f"http://{host}:{port}", namespace=namespace)
+    return ClientConfig(server=f"https://{host}:{port}", ca_file=str(ca),
+                        token=_read_optional(sa / "token"), namespace=namespace)
+
+
+def _read_optional(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e}") from e
 
 
 def default_kubeconfig_paths() -> list[Path]:

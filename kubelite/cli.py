@@ -19,6 +19,9 @@ commands:
   kubelet        run a node agent (--kubeconfig, --node-name, --container-runtime-endpoint,
                  --pod-manifest-path, --port)
   runtime        run the CRI runtime service on Docker (--listen, --node-name)
+  proxy          run kube-proxy for a node (--kubeconfig, --hostname-override, --proxy-mode
+                 iptables|userspace)
+  dns            run the cluster DNS server (the kube-dns add-on; --kubeconfig or in-cluster)
   version        print the version
 
 Run `kubelite <command> --help` for a command's flags.
@@ -52,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     if cmd in ("runtime", "container-runtime"):
         from kubelet.runtime.__main__ import main as runtime_main
         return runtime_main(rest)
+    if cmd in ("proxy", "kube-proxy"):
+        from kube_proxy.__main__ import main as proxy_main
+        return proxy_main(rest)
+    if cmd == "dns":
+        from dns.__main__ import main as dns_main
+        return dns_main(rest)
     print(f"kubelite: unknown command {cmd!r}\n", file=sys.stderr)
     print(USAGE, end="", file=sys.stderr)
     return 2
