@@ -37,7 +37,7 @@ proto:
 
 lint:
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy --ignore-missing-imports api client apiserver controller_manager scheduler
+	$(VENV)/bin/mypy --ignore-missing-imports api client apiserver controller_manager scheduler kube_proxy dns
 
 bench: install
 	$(PY) benchmarks/api.py

@@ -340,6 +340,14 @@ def create_app(options: ApiServerOptions) -> web.Application:
     return app
 
 
+def extra_listen_addresses(options: ApiServerOptions) -> list[str]:
+    """The advertise address, when the bind address is one specific other address."""
+    bind, advertise = options.bind_address, options.advertise_address
+    if bind in ("0.0.0.0", "::", "") or advertise in (bind, "0.0.0.0", "::", ""):
+        return []
+    return [advertise]
+
+
 async def run(options: ApiServerOptions) -> None:
     app = create_app(options)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
@@ -349,6 +357,18 @@ async def run(options: ApiServerOptions) -> None:
     await site.start()
     log.info("serving on http://%s:%d at %s", options.bind_address, options.secure_port,
              now_rfc3339())
+    for address in extra_listen_addresses(options):
+        # Pods reach the apiserver through the `kubernetes` Service, whose endpoint is the
+        # advertise address: listen there too rather than on every interface (there is
+        # no authentication yet).
+        try:
+            await web.TCPSite(runner, address, options.secure_port, reuse_address=True,
+                              backlog=1024).start()
+            log.info("also serving on http://%s:%d (the advertise address)", address,
+                     options.secure_port)
+        except OSError as e:
+            log.warning("cannot listen on the advertise address %s:%d: %s", address,
+                        options.secure_port, e)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -34,7 +34,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-
 log = logging.getLogger(__name__)
 
 DEFAULT_BRIDGE = "kl-vpc0"

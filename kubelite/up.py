@@ -5,11 +5,15 @@ restarts a component that dies, and on SIGINT/SIGTERM stops them all (newest fir
 exits 0. All state lives under --data-dir, so starting again on the same directory keeps
 every object.
 
-Nodes (`--nodes N`, named node-1 ... node-N): per node the CRI runtime service, ipamd and
-the kubelet, each its own process, with their data under `DATA/nodes/<node>/` (static pod
+Nodes (`--nodes N`, named node-1 ... node-N): per node the CRI runtime service, ipamd, the
+kubelet and kube-proxy, each its own process, with their data under `DATA/nodes/<node>/` (static pod
 manifests in `DATA/nodes/<node>/manifests`). They need dockerd; without it no node starts
 (one line says so). Nodes of one host share dockerd and the VPC bridge, so only one
 `kubelite up` with nodes runs per host at a time (a lock in /run/kubelite says which).
+
+With nodes, the apiserver also listens on the VPC gateway address (its advertise address,
+the endpoint of the `kubernetes` Service) and the cluster DNS add-on (dns/addon.py: the
+`kube-dns` Deployment and Service at --cluster-dns) is created unless --no-dns.
 """
 
 from __future__ import annotations
@@ -33,7 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from client.kubeconfig import write_kubeconfig
+from api.errors import AlreadyExists, StatusError
+from api.resources import CATALOGUE
+from client.kubeconfig import load_kubeconfig, write_kubeconfig
+from client.rest import ApiClient, ApiConnectionError
+from cni.vpc import gateway_of, parse_vpc_cidr
+from dns import addon as dns_addon
 from kubelet.network import (
     DEFAULT_BIN_DIR,
     DEFAULT_BRIDGE,
@@ -43,6 +52,10 @@ from kubelet.network import (
 )
 
 log = logging.getLogger("kubelite.up")
+
+DNS_SERVICE_IP = "10.96.0.10"  # the service range's tenth address, as kubeadm
+PLURALS = {"Deployment": "deployments", "Service": "services", "ServiceAccount":
+           "serviceaccounts", "ConfigMap": "configmaps"}
 
 
 @dataclass
@@ -78,6 +91,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="EC2 instance type the nodes pretend to be (ENI and max-pods limits)")
     p.add_argument("--vpc-cidr", default="10.200.0.0/16", help="the pod network (VPC) CIDR")
     p.add_argument("--docker-endpoint", default="unix:///var/run/docker.sock")
+    p.add_argument("--proxy-mode", choices=("iptables", "userspace"), default="iptables",
+                   help="kube-proxy's mode on every node (default iptables)")
+    p.add_argument("--cluster-dns", default=DNS_SERVICE_IP,
+                   help=f"the cluster DNS Service IP (default {DNS_SERVICE_IP})")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--no-dns", action="store_true",
+                   help="do not install the cluster DNS add-on")
     for comp in ("kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
                  "kube-proxy", "ipamd", "runtime"):
         p.add_argument(f"--{comp}-arg", action="append", default=[], metavar="--flag=value",
@@ -99,6 +119,7 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self.python = sys.executable
         self._node_lock: Any = None
+        self.with_nodes = False
 
     def _py(self, module: str, *flags: str) -> list[str]:
         return [self.python, "-m", module, *flags]
@@ -151,7 +172,14 @@ class Supervisor:
                 "--pod-manifest-path", str(home / "manifests"),
                 "--port", str(port), "--instance-type", a.instance_type,
                 "--ipamd-socket", str(ipamd_sock), "--docker-endpoint", a.docker_endpoint,
+                "--cluster-dns", a.cluster_dns, "--cluster-domain", a.cluster_domain,
                 *a.kubelet_arg), self.logs / f"kubelet-{node}.log"))
+            # Nodes share this host's kernel: the first kube-proxy programs it, the others
+            # stand by (docs/kube-proxy.md).
+            comps.append(Component(f"kube-proxy-{node}", self._py(
+                "kube_proxy", "--kubeconfig", kc, "--hostname-override", node,
+                "--proxy-mode", a.proxy_mode, "--cluster-cidr", a.vpc_cidr,
+                *a.kube_proxy_arg), self.logs / f"kube-proxy-{node}.log"))
         return comps
 
     def nodes_possible(self) -> bool:
@@ -225,9 +253,15 @@ class Supervisor:
                 "--quota-backend-bytes", str(4 * 1024 ** 3),
             ], self.logs / "etcd.log"))
         self.etcd_servers = etcd_servers
+        advertise = []
+        if self.with_nodes and os.geteuid() == 0:
+            # Pods reach the apiserver through the `kubernetes` Service: its endpoint is the
+            # VPC gateway, the host's address on the pod network.
+            advertise = ["--advertise-address", str(gateway_of(parse_vpc_cidr(a.vpc_cidr)))]
         comps.append(Component("apiserver", self._py(
             "apiserver", "--etcd-servers", etcd_servers, "--secure-port", str(a.port),
-            "--bind-address", "127.0.0.1", *a.kube_apiserver_arg), self.logs / "apiserver.log"))
+            "--bind-address", "127.0.0.1", *advertise, *a.kube_apiserver_arg),
+            self.logs / "apiserver.log"))
         return comps
 
     def plan_clients(self, kubeconfig: Path) -> list[Component]:
@@ -242,6 +276,24 @@ class Supervisor:
                 "scheduler", "--kubeconfig", kc, *a.kube_scheduler_arg),
                 self.logs / "scheduler.log"),
         ]
+
+    async def install_dns(self, kubeconfig: Path) -> None:
+        """The cluster DNS add-on (dns/addon.py), created once: objects that exist are left
+        as they are, so a user's edits survive a restart."""
+        a = self.args
+        async with ApiClient(load_kubeconfig(kubeconfig), component="kubelite-up") as api:
+            for obj in dns_addon.manifests(a.cluster_dns, cluster_domain=a.cluster_domain):
+                res = CATALOGUE.require(PLURALS[obj["kind"]])
+                md = obj["metadata"]
+                try:
+                    await api.create(res, obj, md.get("namespace"))
+                    log.info("created %s %s/%s (cluster DNS add-on)", obj["kind"],
+                             md.get("namespace"), md["name"])
+                except AlreadyExists:
+                    pass
+                except (StatusError, ApiConnectionError) as e:
+                    print(f"kubelite up: DNS add-on {obj['kind']} {md['name']}: {e}",
+                          file=sys.stderr, flush=True)
 
     async def start(self, comp: Component) -> None:
         comp.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,7 +330,7 @@ class Supervisor:
         """Newest first; the nodes' processes in parallel (kubelets, then their runtimes and
         ipamds), then the control plane one by one."""
         comps = list(reversed(self.components))
-        tiers = [[c for c in comps if c.name.startswith("kubelet-")],
+        tiers = [[c for c in comps if c.name.startswith(("kubelet-", "kube-proxy-"))],
                  [c for c in comps if c.name.startswith(("runtime-", "ipamd-"))]]
         rest = [c for c in comps if not any(c in t for t in tiers)]
         for tier in [*tiers, *([c] for c in rest)]:
@@ -317,6 +369,9 @@ class Supervisor:
             print(f"kubelite up: port {a.port} is already in use (another cluster?); "
                   f"choose another with --port", file=sys.stderr)
             return 1
+        # Nodes first: the host lock and the VPC bridge decide the apiserver's advertise
+        # address.
+        self.with_nodes = self.nodes_possible()
         self.components = self.plan()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -337,8 +392,10 @@ class Supervisor:
             kubeconfig = self.data_dir / "kubeconfig"
             write_kubeconfig(kubeconfig, server)
             clients = self.plan_clients(kubeconfig)
-            if self.nodes_possible():
+            if self.with_nodes:
                 clients += self.plan_nodes(kubeconfig)
+                if not a.no_dns:
+                    await self.install_dns(kubeconfig)
             for comp in clients:
                 self.components.append(comp)
                 await self.start(comp)

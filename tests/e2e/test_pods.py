@@ -67,8 +67,10 @@ def nodes_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     with tempfile.TemporaryDirectory(prefix="kubelite-pods-") as d:
         data = Path(d)
         # Short cool-down and a one-ENI pool: the exhaustion test fills node-2 quickly.
+        # No DNS add-on: its pod would take one of the few addresses the exhaustion test
+        # counts on (tests/e2e/test_services.py covers it).
         c = start_cluster(data, "--nodes", "2", "--ipamd-arg=--ip-cooldown-period=2s",
-                          "--ipamd-arg=--max-eni=1")
+                          "--ipamd-arg=--max-eni=1", "--no-dns")
         failed_before = request.session.testsfailed
         try:
             wait_until(lambda: nodes_ready(c), 60, "both nodes Ready")
@@ -425,7 +427,7 @@ def test_whole_restart_readopts_running_containers(nodes_cluster: Cluster, ns: s
         "docker://"))
     assert running.strip() == "true"
     restarted = start_cluster(c.data_dir, "--nodes", "2", "--ipamd-arg=--ip-cooldown-period=2s",
-                              "--ipamd-arg=--max-eni=1")
+                              "--ipamd-arg=--max-eni=1", "--no-dns")
     c.proc, c.server, c.output = restarted.proc, restarted.server, restarted.output
     wait_until(lambda: nodes_ready(c), 60, "nodes Ready after the restart")
     # Re-adopted: the same container, not restarted, still ready, the same IP.
