@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -34,7 +33,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+
+def _log_info(msg: str, *args: object) -> None:
+    # logging is imported only when there is something to say: the CNI plugin imports this
+    # module on every pod ADD.
+    import logging
+    logging.getLogger(__name__).info(msg, *args)
+
 
 DEFAULT_BRIDGE = "kl-vpc0"
 DEFAULT_MTU = 1500
@@ -168,7 +173,7 @@ def ensure_bridge(bridge: str, gateway_cidr: str, mtu: int = DEFAULT_MTU) -> Non
     with _bridge_lock(bridge):
         info = link(bridge)
         if info is None:
-            log.info("creating VPC bridge %s with %s", bridge, gateway_cidr)
+            _log_info("creating VPC bridge %s with %s", bridge, gateway_cidr)
             ip("link", "add", "name", bridge, "mtu", str(mtu), "type", "bridge")
         elif (info.get("linkinfo") or {}).get("info_kind") != "bridge":
             raise NetlinkError(["ip", "link", "show", bridge], f"{bridge} is not a bridge")
@@ -287,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vpc-cidr", default=os.environ.get("KUBELITE_VPC_CIDR", DEFAULT_VPC_CIDR))
     p.add_argument("--mtu", type=int, default=DEFAULT_MTU)
     a = p.parse_args(argv)
+    import logging
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

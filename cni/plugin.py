@@ -27,20 +27,47 @@ free up); plugin-specific 100 internal, 101 IPAM, 102 interface setup, 103 CHECK
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from cni import hostnet, unary_grpc
+from cni import hostnet, ipamdwire, unary_grpc
 from cni.hostnet import NetlinkError
 from cni.unary_grpc import RpcError
-from proto import ipamd_pb2
 
-log = logging.getLogger("cni.plugin")
+LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+
+
+class StderrLog:
+    """The plugin's log: lines on stderr at KUBELITE_CNI_LOG_LEVEL (default WARNING). Not the
+    logging module: the plugin starts once per pod and that import alone costs ~5 ms."""
+
+    def __init__(self) -> None:
+        self.level = LOG_LEVELS["WARNING"]
+
+    def configure(self, level_name: str) -> None:
+        self.level = LOG_LEVELS.get(level_name.upper(), self.level)
+
+    def _write(self, level: str, msg: str, args: tuple[Any, ...]) -> None:
+        if LOG_LEVELS[level] >= self.level:
+            import time
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            sys.stderr.write(f"{stamp} {level} kubelite-cni: {msg % args if args else msg}\n")
+
+    def info(self, msg: str, *args: Any) -> None:
+        self._write("INFO", msg, args)
+
+    def error(self, msg: str, *args: Any) -> None:
+        self._write("ERROR", msg, args)
+
+    def exception(self, msg: str, *args: Any) -> None:
+        import traceback
+        self._write("ERROR", msg + "\n" + traceback.format_exc().rstrip(), args)
+
+
+log = StderrLog()
 
 CNI_VERSION = "1.0.0"
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
@@ -73,8 +100,7 @@ class CniError(Exception):
         self.details = details
 
 
-@dataclass(frozen=True)
-class NetConf:
+class NetConf(NamedTuple):
     cni_version: str
     name: str
     type: str
@@ -85,8 +111,7 @@ class NetConf:
     prev_result: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class CniEnv:
+class CniEnv(NamedTuple):
     command: str
     container_id: str = ""
     netns: str = ""
@@ -205,10 +230,21 @@ def version_result(version: str = CNI_VERSION) -> dict[str, Any]:
 # --- ipamd client ----------------------------------------------------------------------------
 
 
+class IpamdReply(dict[str, Any]):
+    """A decoded reply; fields as attributes (`reply.ipv4_addr`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 class IpamdClient:
     """ipamd's CNIBackend service over gRPC. The plugin is a process per pod, so it uses the
-    light unary client (cni.unary_grpc) rather than grpcio, whose start-up dominated the
-    plugin's CPU time; the wire protocol is the same."""
+    light unary client (cni.unary_grpc) rather than grpcio and hand-coded messages
+    (cni.ipamdwire) rather than protobuf: both cost more to import than everything else the
+    plugin does. The bytes on the wire are the same."""
 
     SERVICE = "/kubelite.ipamd.v1.CNIBackend/"
 
@@ -218,10 +254,14 @@ class IpamdClient:
     def close(self) -> None:
         pass  # one connection per call
 
-    def _call(self, method: str, request: Any, reply_type: Any) -> Any:
+    def _call(self, method: str, fields: tuple[str, ...], values: dict[str, str],
+              reply: ipamdwire.Schema) -> IpamdReply:
         raw = unary_grpc.unary_call(f"unix:{self.socket_path}", self.SERVICE + method,
-                                    request.SerializeToString(), timeout=RPC_TIMEOUT)
-        return reply_type.FromString(raw)
+                                    ipamdwire.encode(fields, values), timeout=RPC_TIMEOUT)
+        try:
+            return IpamdReply(ipamdwire.decode(reply, raw))
+        except (ipamdwire.WireError, UnicodeDecodeError) as e:
+            raise RpcError(unary_grpc.INTERNAL, f"{method}: undecodable reply: {e}") from None
 
     def _error(self, e: RpcError, what: str) -> CniError:
         if e.code == unary_grpc.RESOURCE_EXHAUSTED:
@@ -232,37 +272,36 @@ class IpamdClient:
         name = unary_grpc.CODE_NAMES.get(e.code, str(e.code))
         return CniError(ERR_IPAM, f"ipamd {what} failed", f"StatusCode.{name}: {e.details}")
 
-    def add(self, env: CniEnv, conf: NetConf) -> ipamd_pb2.AddNetworkReply:
-        req = ipamd_pb2.AddNetworkRequest(
-            container_id=env.container_id, netns=env.netns, ifname=env.ifname,
-            network_name=conf.name, k8s_pod_namespace=env.arg("K8S_POD_NAMESPACE"),
-            k8s_pod_name=env.arg("K8S_POD_NAME"),
-            k8s_pod_infra_container_id=env.arg("K8S_POD_INFRA_CONTAINER_ID"),
-            client_version=PLUGIN_VERSION)
+    def add(self, env: CniEnv, conf: NetConf) -> IpamdReply:
+        values = {"container_id": env.container_id, "netns": env.netns, "ifname": env.ifname,
+                  "network_name": conf.name, "k8s_pod_namespace": env.arg("K8S_POD_NAMESPACE"),
+                  "k8s_pod_name": env.arg("K8S_POD_NAME"),
+                  "k8s_pod_infra_container_id": env.arg("K8S_POD_INFRA_CONTAINER_ID"),
+                  "client_version": PLUGIN_VERSION}
         try:
-            reply: ipamd_pb2.AddNetworkReply = self._call("AddNetwork", req,
-                                                          ipamd_pb2.AddNetworkReply)
-            return reply
+            return self._call("AddNetwork", ipamdwire.ADD_NETWORK_REQUEST, values,
+                              ipamdwire.ADD_NETWORK_REPLY)
         except RpcError as e:
             raise self._error(e, "AddNetwork") from None
 
     def delete(self, env: CniEnv, conf: NetConf, reason: str = "") -> str:
-        req = ipamd_pb2.DelNetworkRequest(
-            container_id=env.container_id, ifname=env.ifname, network_name=conf.name,
-            k8s_pod_namespace=env.arg("K8S_POD_NAMESPACE"),
-            k8s_pod_name=env.arg("K8S_POD_NAME"), reason=reason,
-            client_version=PLUGIN_VERSION)
+        values = {"container_id": env.container_id, "ifname": env.ifname,
+                  "network_name": conf.name, "k8s_pod_namespace": env.arg("K8S_POD_NAMESPACE"),
+                  "k8s_pod_name": env.arg("K8S_POD_NAME"), "reason": reason,
+                  "client_version": PLUGIN_VERSION}
         try:
-            reply = self._call("DelNetwork", req, ipamd_pb2.DelNetworkReply)
+            reply = self._call("DelNetwork", ipamdwire.DEL_NETWORK_REQUEST, values,
+                               ipamdwire.DEL_NETWORK_REPLY)
             return str(reply.ipv4_addr)
         except RpcError as e:
             raise self._error(e, "DelNetwork") from None
 
     def check(self, env: CniEnv, conf: NetConf) -> str:
-        req = ipamd_pb2.CheckNetworkRequest(container_id=env.container_id, ifname=env.ifname,
-                                            network_name=conf.name)
+        values = {"container_id": env.container_id, "ifname": env.ifname,
+                  "network_name": conf.name}
         try:
-            reply = self._call("CheckNetwork", req, ipamd_pb2.CheckNetworkReply)
+            reply = self._call("CheckNetwork", ipamdwire.CHECK_NETWORK_REQUEST, values,
+                               ipamdwire.CHECK_NETWORK_REPLY)
             return str(reply.ipv4_addr)
         except RpcError as e:
             if e.code == unary_grpc.NOT_FOUND:
@@ -375,9 +414,7 @@ def run(environ: Mapping[str, str], stdin: str) -> tuple[int, dict[str, Any] | N
 
 
 def main() -> int:
-    logging.basicConfig(level=os.environ.get("KUBELITE_CNI_LOG_LEVEL", "WARNING").upper(),
-                        stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s kubelite-cni: %(message)s")
+    log.configure(os.environ.get("KUBELITE_CNI_LOG_LEVEL", "WARNING"))
     stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     code, output = run(os.environ, stdin)
     if output is not None:
