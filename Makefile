@@ -43,6 +43,7 @@ bench: install
 	$(PY) benchmarks/api.py
 	$(PY) benchmarks/scheduler.py
 	$(PY) benchmarks/pod_startup.py
+	$(PY) benchmarks/endpoint_latency.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
