@@ -217,12 +217,13 @@ async def ensure_kubernetes_service(state: AppState) -> None:
         await services.get("default", "kubernetes")
     except errors.NotFound:
         await services.create("default", svc)
-    if ipaddress.ip_address(opts.advertise_address).is_loopback:
-        # Endpoints may not point at loopback (upstream validation); a cluster bound to
-        # 127.0.0.1 has no in-cluster route to the apiserver until --advertise-address
+    advertise = ipaddress.ip_address(opts.advertise_address)
+    if advertise.is_loopback or advertise.is_link_local or advertise.is_unspecified:
+        # Endpoints may not point at such addresses (upstream validation); a cluster bound
+        # to 127.0.0.1 has no in-cluster route to the apiserver until --advertise-address
         # names a reachable address.
-        log.info("advertise address %s is loopback: not publishing kubernetes endpoints",
-                 opts.advertise_address)
+        log.info("advertise address %s is loopback, link-local or unspecified: not "
+                 "publishing kubernetes endpoints", opts.advertise_address)
         return
     port = {"name": "https", "port": opts.secure_port, "protocol": "TCP"}
     endpoints = {"apiVersion": "v1", "kind": "Endpoints",
