@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 
-from api.resources import CATALOGUE, Resource
+from api.resources import CATALOGUE
 from client.informer import Informer, SharedInformerFactory
 from client.rest import ApiClient
 from dns.forward import Forwarder
@@ -20,14 +20,8 @@ from dns.server import DnsServer
 log = logging.getLogger(__name__)
 
 
-def _resource(plural: str) -> Resource:
-    res = CATALOGUE.by_plural(plural)
-    assert res is not None, plural
-    return res
-
-
-SERVICES = _resource("services")
-ENDPOINTSLICES = _resource("endpointslices")
+SERVICES = CATALOGUE.require("services")
+ENDPOINTSLICES = CATALOGUE.require("endpointslices")
 
 
 async def run(opts: Options, api: ApiClient, stop: asyncio.Event) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.resources import CATALOGUE, Resource
+from api.resources import CATALOGUE
 from client.informer import Informer, SharedInformerFactory
 from client.rest import ApiClient
 from kube_proxy import netif
@@ -42,14 +42,8 @@ LOCK_RETRY = 1.0
 LAST_OUT_WAIT = 2.0  # how long a stopping standby waits to see whether the holder stops too
 
 
-def _resource(plural: str) -> Resource:
-    res = CATALOGUE.by_plural(plural)
-    assert res is not None, plural
-    return res
-
-
-SERVICES = _resource("services")
-ENDPOINTSLICES = _resource("endpointslices")
+SERVICES = CATALOGUE.require("services")
+ENDPOINTSLICES = CATALOGUE.require("endpointslices")
 
 
 async def select_proxier(opts: Options) -> Proxier:
