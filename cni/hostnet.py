@@ -11,6 +11,11 @@ chain and would be dropped; like Docker does for each of its bridges, we accept 
 from the bridge to the same bridge, with one rule tagged with a comment so it can be found
 and removed again.
 
+Traffic from pods to addresses outside the VPC (another host, the DNS add-on's upstream
+resolvers) leaves through the host with the host's address, as the AWS VPC CNI SNATs to the
+node's primary IP: a MASQUERADE rule for the VPC CIDR and FORWARD accepts both ways (tagged
+`kubelite-vpc-egress:<bridge>`), and IP forwarding on.
+
 Commands inside a pod's network namespace run as `nsenter --net=<CNI_NETNS> ip ...`, which
 takes any namespace path (`/var/run/netns/<name>` or `/proc/<pid>/ns/net`).
 
@@ -185,6 +190,7 @@ def ensure_bridge(bridge: str, gateway_cidr: str, mtu: int = DEFAULT_MTU) -> Non
                     raise
         ip("link", "set", "dev", bridge, "up")
         ensure_forward_rule(bridge)
+        ensure_egress(bridge, gateway_cidr)
 
 
 def _bridge_nf_active() -> bool:
@@ -227,10 +233,71 @@ def remove_forward_rules(bridge: str) -> int:
     return removed
 
 
+def _egress_rules(bridge: str, cidr: str) -> list[tuple[str, list[str]]]:
+    """(table, rule) for traffic from pods to anything outside the VPC: masqueraded to
+    the host's address on the way out (as the AWS VPC CNI SNATs to the node's primary IP),
+    and forwarded both ways despite Docker's FORWARD policy DROP."""
+    tag = ["-m", "comment", "--comment", f"{RULE_COMMENT}-egress:{bridge}"]
+    return [
+        ("nat", ["POSTROUTING", "-s", cidr, "!", "-d", cidr, "!", "-o", bridge, *tag,
+                 "-j", "MASQUERADE"]),
+        ("filter", ["FORWARD", "-i", bridge, "!", "-o", bridge, *tag, "-j", "ACCEPT"]),
+        ("filter", ["FORWARD", "-o", bridge, "-m", "conntrack", "--ctstate",
+                    "RELATED,ESTABLISHED", *tag, "-j", "ACCEPT"]),
+    ]
+
+
+def ensure_egress(bridge: str, gateway_cidr: str) -> bool:
+    """Let pods reach addresses outside the VPC (other hosts, DNS upstreams) through the
+    host, with its address; True if a rule was added. Needs iptables and IP forwarding."""
+    iptables = shutil.which("iptables")
+    if iptables is None:
+        return False
+    import ipaddress  # only here: the plugin imports this module on every ADD
+
+    cidr = str(ipaddress.ip_interface(gateway_cidr).network)
+    forwarding = Path("/proc/sys/net/ipv4/ip_forward")
+    with contextlib.suppress(OSError):
+        if forwarding.read_text().strip() != "1":
+            forwarding.write_text("1\n")
+    added = False
+    for table, rule in _egress_rules(bridge, cidr):
+        try:
+            _run([iptables, "-w", "5", "-t", table, "-C", *rule])
+        except NetlinkError:
+            _run([iptables, "-w", "5", "-t", table, "-I", *rule])
+            added = True
+    return added
+
+
+def remove_egress_rules(bridge: str) -> int:
+    """Delete the egress rules of `bridge`, found by their comment (whatever the CIDR)."""
+    iptables = shutil.which("iptables")
+    if iptables is None:
+        return 0
+    import shlex
+
+    tag = f"{RULE_COMMENT}-egress:{bridge}"
+    removed = 0
+    for table, chain in (("nat", "POSTROUTING"), ("filter", "FORWARD")):
+        try:
+            listing = _run([iptables, "-w", "5", "-t", table, "-S", chain])
+        except NetlinkError:
+            continue
+        for line in listing.splitlines():
+            words = shlex.split(line)
+            if words[:1] == ["-A"] and tag in words:
+                with contextlib.suppress(NetlinkError):
+                    _run([iptables, "-w", "5", "-t", table, "-D", *words[1:]])
+                    removed += 1
+    return removed
+
+
 def teardown_bridge(bridge: str) -> None:
-    """Remove the bridge and its rule (pods' veths on it go down with their namespaces)."""
+    """Remove the bridge and its rules (pods' veths on it go down with their namespaces)."""
     with _bridge_lock(bridge):
         remove_forward_rules(bridge)
+        remove_egress_rules(bridge)
         delete_link(bridge)
     with contextlib.suppress(FileNotFoundError):
         (LOCK_DIR / f"kubelite-{bridge}.lock").unlink()
@@ -299,7 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.action == "up":
             cidr = parse_vpc_cidr(a.vpc_cidr)
-            ensure_bridge(a.bridge, f"{gateway_of(cidr)}/{cidr.prefixlen}", a.mtu)
+            gateway_cidr = f"{gateway_of(cidr)}/{cidr.prefixlen}"
+            ensure_bridge(a.bridge, gateway_cidr, a.mtu)
+            # Also for a bridge made by an earlier version, which had no egress rules.
+            ensure_forward_rule(a.bridge)
+            ensure_egress(a.bridge, gateway_cidr)
         else:
             teardown_bridge(a.bridge)
     except (NetlinkError, ValueError, OSError) as e:

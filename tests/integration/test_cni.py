@@ -328,6 +328,63 @@ def test_pods_on_two_nodes_talk_directly(env: Env) -> None:
     assert node_a.status().cooldown_ips == 0
 
 
+def _egress_rules_of(bridge: str) -> list[str]:
+    tag = f"{hostnet.RULE_COMMENT}-egress:{bridge}"
+    lines = []
+    for table in ("nat", "filter"):
+        out = subprocess.run(["iptables", "-w", "5", "-t", table, "-S"], capture_output=True,
+                             text=True, check=False).stdout
+        lines += [line for line in out.splitlines() if tag in line]
+    return lines
+
+
+def test_pods_reach_outside_the_vpc_through_the_host(env: Env) -> None:
+    if shutil.which("iptables") is None:
+        print("\nskipping the egress test: iptables is not installed")
+        pytest.skip("iptables is not installed")
+    node = env.node("e", "m5.large")
+    pod_ns, outside_ns = env.netns("e"), env.netns("x")
+    rc, res = env.cni("ADD", node, "pod-e", pod_ns)
+    assert rc == 0, res
+    # "Outside": a namespace of ours behind a veth of the host, in a range that is not the VPC.
+    third = secrets.randbelow(200) + 1
+    host_addr, outside_addr = f"198.18.{third}.1", f"198.18.{third}.2"
+    host_if = f"klx{env.tag}"
+    subprocess.run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0",
+                    "netns", outside_ns], check=True, capture_output=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{host_addr}/30", "dev", host_if], check=True)
+        subprocess.run(["ip", "link", "set", host_if, "up"], check=True)
+        for cmd in (["ip", "addr", "add", f"{outside_addr}/30", "dev", "eth0"],
+                    ["ip", "link", "set", "eth0", "up"], ["ip", "link", "set", "lo", "up"]):
+            assert _in_netns(outside_ns, *cmd).returncode == 0
+        server = subprocess.Popen(["nsenter", f"--net={outside_ns}", sys.executable, "-c",
+                                   PEER_SERVER, "1"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout is not None
+            assert server.stdout.readline().strip() == "ready"
+            client = _in_netns(pod_ns, sys.executable, "-c",
+                               f"import socket; socket.create_connection(('{outside_addr}', "
+                               f"7777), timeout=5).close()")
+            assert client.returncode == 0, client.stderr
+            # The outside sees the host's address, not the pod's: masqueraded.
+            assert server.stdout.readline().strip() == host_addr
+        finally:
+            server.kill()
+            server.wait()
+    finally:
+        hostnet.delete_link(host_if)
+    # Three tagged rules; found and removed by their comment, and put back.
+    assert len(_egress_rules_of(env.bridge)) == 3
+    assert hostnet.remove_egress_rules(env.bridge) == 3
+    assert _egress_rules_of(env.bridge) == []
+    vpc = ipaddress.ip_network(env.cidr)
+    assert hostnet.ensure_egress(env.bridge, f"{vpc.network_address + 1}/{vpc.prefixlen}")
+    assert len(_egress_rules_of(env.bridge)) == 3
+    assert env.cni("DEL", node, "pod-e", pod_ns) == (0, None)
+
+
 def test_exhausted_pool_and_cooldown(env: Env) -> None:
     node = env.node("tiny", "t3.micro")  # 2 ENIs × 1 secondary address
     assert node.status().max_pods == 4
