@@ -596,6 +596,7 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
 
     async def start(self) -> None:
         self.root_dir.mkdir(parents=True, exist_ok=True)
+        await self._remove_foreign_pods()
         for c in await self.docker.list_containers(
                 filters={"label": self._owned_filter(CONTAINER_TYPE_CONTAINER)}):
             path = (c.get("Labels") or {}).get(LOG_PATH_LABEL)
@@ -605,6 +606,30 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
             # down, and only when the file shows where we stopped.
             if c.get("State") == "running" or last_log_timestamp(path):
                 await self._copy_logs(c["Id"], path)
+
+    async def _remove_foreign_pods(self) -> None:
+        """Remove sandboxes labelled with our node name that have no checkpoint in our root
+        directory, with their containers. Every sandbox we make has one from the moment it
+        exists, so these belong to another cluster that used the same node name (`kubelite
+        up` on another data directory, stopped without deleting its pods): their addresses
+        came from that cluster's ipamd, ours may give them out again, and two pods with one
+        address on the VPC bridge would take each other's traffic."""
+        if not self.node_name:
+            return  # without a node label we cannot tell whose containers they are
+        owned = await self.docker.list_containers(filters={"label": [
+            CONTAINER_TYPE_LABEL, f"{NODE_LABEL}={self.node_name}"]})
+        foreign = {c["Id"] for c in owned
+                   if (c.get("Labels") or {}).get(CONTAINER_TYPE_LABEL) == CONTAINER_TYPE_SANDBOX
+                   and SandboxCheckpoint.load(self.root_dir, c["Id"]) is None}
+        if not foreign:
+            return
+        doomed = [c["Id"] for c in owned if c["Id"] in foreign
+                  or (c.get("Labels") or {}).get(SANDBOX_ID_LABEL) in foreign]
+        log.warning("removing %d sandbox(es) and their containers (%d in all) labelled for node "
+                    "%s but unknown to %s: left by another cluster", len(foreign), len(doomed),
+                    self.node_name, self.root_dir)
+        await asyncio.gather(*(self._ignore_missing(self.docker.remove_container(cid, force=True))
+                               for cid in doomed))
 
     async def close(self) -> None:
         copiers, self._copiers = list(self._copiers.values()), {}

@@ -497,6 +497,36 @@ async def test_readoption_by_a_new_runtime(runtime: Runtime) -> None:
     assert values == list(range(len(values))), values
 
 
+async def test_pods_of_another_cluster_are_removed_at_start(runtime: Runtime) -> None:
+    """Containers labelled with our node name but unknown to our root directory (another
+    `kubelite up` data directory) go before the runtime serves; our own stay."""
+    rt = runtime
+    pod = pod_config(rt, "leftover")
+    sandbox_id = await rt.cri.run_pod_sandbox(pod)
+    cid = await run_container(rt, sandbox_id, pod, container_config("c", "sleep 300"))
+    other_root = rt.workdir / "other-cluster"
+    other = srv.DockerRuntimeService(rt.docker, root_dir=other_root, network_plugin=rt.network,
+                                     sandbox_image=IMAGE,
+                                     sandbox_command=srv.PAUSE_SHELL_COMMAND, node_name=rt.node)
+    try:
+        await other.start()
+    finally:
+        await other.close()
+    for container_id in (sandbox_id, cid):
+        with pytest.raises(DockerError):
+            await rt.docker.inspect_container(container_id)
+
+    # A runtime over our own root directory keeps its pods (re-adoption).
+    pod = pod_config(rt, "ours")
+    sandbox_id = await rt.cri.run_pod_sandbox(pod)
+    again = rt.new_service()
+    try:
+        await again.start()
+    finally:
+        await again.close()
+    assert (await rt.docker.inspect_container(sandbox_id))["State"]["Running"]
+
+
 async def test_images(runtime: Runtime) -> None:
     rt = runtime
     image = await rt.cri.image_status(IMAGE)
