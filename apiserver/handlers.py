@@ -378,7 +378,7 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
     elif sub == "eviction" and method == "POST":
         body = await read_object(request, "Eviction")
         return json_response(await subresources.evict_pod(store, ns or "", name, body), 201)
-    elif sub in ("log", "exec") and method in ("GET", "POST"):
+    elif sub in ("log", "exec", "attach") and method in ("GET", "POST"):
         from apiserver.proxy import serve_pod_stream
         return await serve_pod_stream(request, store, ns or "", name, sub)
     raise errors.MethodNotAllowed("the server does not allow this method on the requested "

@@ -1,4 +1,5 @@
-"""pods/log and pods/exec: the apiserver's hop of "kubectl → apiserver → kubelet → container".
+"""pods/log, pods/exec and pods/attach: the apiserver's hop of "kubectl → apiserver → kubelet →
+container".
 
 As upstream (`pkg/registry/core/pod/strategy.go` LogLocation/ExecLocation and the
 upgrade-aware proxy), the apiserver checks what it owns — the pod exists, the container name
@@ -11,6 +12,7 @@ and relays:
   container exits or the client leaves). The kubelet's plain-text errors become Status
   objects with its status code (400 BadRequest, 404 NotFound, ...).
 - `GET|POST pods/<name>/exec` → `/exec/<ns>/<pod>/<container>?command=..&input=1&output=1..`.
+- `GET|POST pods/<name>/attach` → `/attach/<ns>/<pod>/<container>?input=1&output=1&tty=1..`.
   A WebSocket upgrade is relayed message by message: the kubelet is dialled first with the
   subprotocols the client offered (`v5.channel.k8s.io`, `v4.channel.k8s.io`), and the client's
   upgrade is then answered with the one the kubelet chose, so both legs speak the same
@@ -77,7 +79,7 @@ class KubeletTarget:
 
 async def serve_pod_stream(request: web.Request, store: Store, namespace: str, name: str,
                            sub: str) -> web.StreamResponse:
-    """The `log` and `exec` subresources of pods."""
+    """The `log`, `exec` and `attach` subresources of pods."""
     if sub == "log":
         if request.method != "GET":
             raise errors.MethodNotAllowed("the server does not allow this method on the "
@@ -86,8 +88,11 @@ async def serve_pod_stream(request: web.Request, store: Store, namespace: str, n
         target = await locate(request, store, namespace, name, request.query.get("container"))
         return await proxy_log(request, target, params)
     params = exec_params(request.query)
+    if sub == "attach":
+        # v1.PodAttachOptions: the streams of the container's own process, no command.
+        params = [(k, v) for k, v in params if k != "command"]
     target = await locate(request, store, namespace, name, request.query.get("container"))
-    return await proxy_exec(request, target, params)
+    return await proxy_exec(request, target, params, kind=sub)
 
 
 # --- where to go ---------------------------------------------------------------------------
@@ -309,8 +314,9 @@ def _is_websocket(request: web.Request) -> bool:
 
 
 async def proxy_exec(request: web.Request, target: KubeletTarget,
-                     params: list[tuple[str, str]]) -> web.StreamResponse:
-    url = target.url("exec", params)
+                     params: list[tuple[str, str]], kind: str = "exec") -> web.StreamResponse:
+    """Relay pods/exec (or pods/attach, `kind`) to the kubelet's WebSocket stream."""
+    url = target.url(kind, params)
     if not _is_websocket(request):
         return await _relay_refusal(request, url, target)
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
@@ -348,7 +354,7 @@ async def proxy_exec(request: web.Request, target: KubeletTarget,
                 protocols=(kubelet.protocol,) if kubelet.protocol else (),
                 autoping=True, max_msg_size=0)
             await client.prepare(request)
-            log.info("pods/exec %s/%s/%s: relaying (%s)", target.namespace, target.pod,
+            log.info("pods/%s %s/%s/%s: relaying (%s)", kind, target.namespace, target.pod,
                      target.container, kubelet.protocol)
             await _splice(client, kubelet, f"{target.namespace}/{target.pod}")
             return client

@@ -8,6 +8,7 @@ Routes, as upstream's `pkg/kubelet/server/server.go`:
 | `GET /pods` | the pods this kubelet runs, as a `v1.PodList` |
 | `GET /containerLogs/{ns}/{pod}/{container}` | the container's log: `follow`, `tailLines` (or the legacy `tail`), `previous`, `timestamps`, `sinceSeconds`, `sinceTime`, `limitBytes` |
 | `GET /exec/{ns}/{pod}[/{uid}]/{container}` | `command=..&command=..&input=1&output=1&error=1&tty=1`, upgraded to a WebSocket speaking `v5.channel.k8s.io` or `v4.channel.k8s.io` |
+| `GET /attach/{ns}/{pod}[/{uid}]/{container}` | `input=1&output=1&error=1&tty=1`, the same WebSocket protocols, the container's own process |
 | `GET /stats/summary` | cpu and memory of the node and its pods (`statsapi.Summary`) |
 
 Errors are plain text with upstream's status codes and wording, as the real kubelet answers;
@@ -23,9 +24,12 @@ runtime's streaming server, which the kubelet proxies to; kubelite's runtime has
 server (`Exec` answers UNIMPLEMENTED, docs/runtime.md). So the kubelet runs the exec itself
 against the dockerd the runtime uses: `POST /containers/{id}/exec`, then `POST
 /exec/{id}/start` hijacked (`Upgrade: tcp`) for stdin/stdout/stderr, `/exec/{id}/resize` for
-the terminal size, exec inspect for the exit code (`DockerExec` below, the only place the
-kubelet talks to Docker). The container ID still comes from the CRI, so the runtime stays
-the one that knows which containers exist. See docs/logs-exec.md.
+the terminal size, exec inspect for the exit code (`DockerExec` below). **Attach** is the
+same with the container's own process: `POST /containers/{id}/attach` hijacked,
+`/containers/{id}/resize`, Success on the error channel when its output ends
+(`DockerAttach`). These are the only places the kubelet talks to Docker. The container ID
+still comes from the CRI, so the runtime stays the one that knows which containers exist.
+See docs/logs-exec.md.
 """
 
 from __future__ import annotations
@@ -394,8 +398,9 @@ class ExecOptions:
     tty: bool
 
 
-def parse_exec_options(query: MultiMapping[str]) -> ExecOptions:
-    """upstream remotecommand.NewOptions: `input`, `output`, `error`, `tty` are "1"."""
+def parse_exec_options(query: MultiMapping[str], *, command: bool = True) -> ExecOptions:
+    """upstream remotecommand.NewOptions: `input`, `output`, `error`, `tty` are "1"; a
+    command for exec (`command=False`: attach, which has none)."""
     def flag(name: str) -> bool:
         return str(query.get(name, "")).lower() in ("1", "true")
 
@@ -404,39 +409,35 @@ def parse_exec_options(query: MultiMapping[str]) -> ExecOptions:
         stderr = False  # a terminal has one output stream, as upstream
     if not (stdin or stdout or stderr):
         raise HTTPError(400, "you must specify at least 1 of stdin, stdout, stderr")
-    command = tuple(query.getall("command", []))
-    if not command:
+    argv = tuple(query.getall("command", [])) if command else ()
+    if command and not argv:
         raise HTTPError(400, "you must specify at least one command for the container")
-    return ExecOptions(command, stdin, stdout, stderr, tty)
+    return ExecOptions(argv, stdin, stdout, stderr, tty)
 
 
-class DockerExec:
-    """One process exec'd in a container through dockerd, attached to its streams.
+class DockerStream:
+    """A process's streams through dockerd, on a hijacked connection (`Upgrade: tcp`): what
+    we write is its stdin (half-closing it closes stdin), what we read is its output — one
+    raw stream with a TTY, Docker's multiplexed frames without. Exec'd processes and a
+    container's own process (attach) differ only in how the stream is opened, resized and
+    how it ends."""
 
-    `POST /exec/{id}/start` with `Upgrade: tcp` turns the connection into the raw stream:
-    what we write is the process's stdin (half-closing it closes stdin), what we read is its
-    output — one raw stream with a TTY, Docker's multiplexed frames without.
-    """
-
-    def __init__(self, docker: DockerClient, exec_id: str, tty: bool,
+    def __init__(self, docker: DockerClient, ident: str, tty: bool,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.docker = docker
-        self.exec_id = exec_id
+        self.ident = ident
         self.tty = tty
         self._reader = reader
         self._writer = writer
 
-    @classmethod
-    async def start(cls, docker: DockerClient, container_id: str, opts: ExecOptions
-                    ) -> DockerExec:
-        exec_id = await docker.exec_create(container_id, opts.command, tty=opts.tty,
-                                           stdin=opts.stdin)
+    @staticmethod
+    async def _hijack(docker: DockerClient, path: str, body: bytes = b""
+                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         version = await docker.negotiate()
-        body = json.dumps({"Detach": False, "Tty": opts.tty}).encode()
         reader, writer = await asyncio.open_unix_connection(docker.socket_path)
         try:
             writer.write(
-                f"POST /v{version}/exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n"
+                f"POST /v{version}{path} HTTP/1.1\r\nHost: docker\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                 f"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode() + body)
             await writer.drain()
@@ -446,7 +447,7 @@ class DockerExec:
         except BaseException:
             writer.close()
             raise
-        return cls(docker, exec_id, opts.tty, reader, writer)
+        return reader, writer
 
     async def output(self) -> AsyncIterator[tuple[StreamName, bytes]]:
         """The process's output until it closes it (it exits)."""
@@ -471,21 +472,54 @@ class DockerExec:
         if not self._writer.is_closing() and self._writer.can_write_eof():
             self._writer.write_eof()
 
-    async def resize(self, width: int, height: int) -> None:
+    async def _post(self, path: str) -> None:
+        """A small POST to dockerd whose failure only matters for the log (a resize)."""
         version = await self.docker.negotiate()
         reader, writer = await asyncio.open_unix_connection(self.docker.socket_path)
         try:
-            writer.write(f"POST /v{version}/exec/{self.exec_id}/resize?h={height}&w={width} "
-                         f"HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n"
-                         f"Connection: close\r\n\r\n".encode())
+            writer.write(f"POST /v{version}{path} HTTP/1.1\r\nHost: docker\r\n"
+                         f"Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
             await writer.drain()
             status, headers = await _read_head(reader)
             if status >= 400:
                 # Early resizes can race the process start; the next one will do.
-                log.debug("exec %s: resize: %s", self.exec_id[:12],
+                log.debug("%s: %s: %s", self.ident[:12], path,
                           await _read_error(reader, headers))
         finally:
             writer.close()
+
+    async def resize(self, width: int, height: int) -> None:
+        raise NotImplementedError
+
+    async def final_status(self) -> Obj:
+        """The metav1.Status for the error channel once the output has ended."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class DockerExec(DockerStream):
+    """One process exec'd in a container (`POST /exec/{id}/start`)."""
+
+    def __init__(self, docker: DockerClient, exec_id: str, tty: bool,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 command: Sequence[str] = ()) -> None:
+        super().__init__(docker, exec_id, tty, reader, writer)
+        self.exec_id = exec_id
+        self.command = tuple(command)
+
+    @classmethod
+    async def start(cls, docker: DockerClient, container_id: str, opts: ExecOptions
+                    ) -> DockerExec:
+        exec_id = await docker.exec_create(container_id, opts.command, tty=opts.tty,
+                                           stdin=opts.stdin)
+        body = json.dumps({"Detach": False, "Tty": opts.tty}).encode()
+        reader, writer = await cls._hijack(docker, f"/exec/{exec_id}/start", body)
+        return cls(docker, exec_id, opts.tty, reader, writer, opts.command)
+
+    async def resize(self, width: int, height: int) -> None:
+        await self._post(f"/exec/{self.exec_id}/resize?h={height}&w={width}")
 
     async def exit_code(self) -> int:
         """The exit code once dockerd has recorded it (-1 if it never does)."""
@@ -499,8 +533,31 @@ class DockerExec:
             await asyncio.sleep(0.02)
         return -1
 
-    def close(self) -> None:
-        self._writer.close()
+    async def final_status(self) -> Obj:
+        return exec_status(await self.exit_code(), self.command)
+
+
+class DockerAttach(DockerStream):
+    """The streams of a container's own process (`POST /containers/{id}/attach`), as
+    `kubectl attach` and `kubectl run -it` use them. Its stdin is there only when the
+    container was created with `stdin: true`; with `stdinOnce` Docker closes it after the
+    first attach ends."""
+
+    @classmethod
+    async def start(cls, docker: DockerClient, container_id: str, opts: ExecOptions,
+                    tty: bool) -> DockerAttach:
+        query = "&".join(f"{name}={int(on)}" for name, on in (
+            ("stream", True), ("stdin", opts.stdin), ("stdout", opts.stdout),
+            ("stderr", opts.stderr)))
+        reader, writer = await cls._hijack(docker, f"/containers/{container_id}/attach?{query}")
+        return cls(docker, container_id, tty, reader, writer)
+
+    async def resize(self, width: int, height: int) -> None:
+        await self._post(f"/containers/{self.ident}/resize?h={height}&w={width}")
+
+    async def final_status(self) -> Obj:
+        # The stream ends when the process ends (or closes its output): a finished attach.
+        return {"metadata": {}, "status": "Success"}
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
@@ -538,7 +595,7 @@ def exec_status(code: int, command: Sequence[str]) -> Obj:
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
 
 
-async def _pump_output(ws: web.WebSocketResponse, session: DockerExec,
+async def _pump_output(ws: web.WebSocketResponse, session: DockerStream,
                        opts: ExecOptions) -> None:
     async for stream, data in session.output():
         if stream == "stdout" and opts.stdout:
@@ -547,7 +604,7 @@ async def _pump_output(ws: web.WebSocketResponse, session: DockerExec,
             await ws.send_bytes(bytes([STDERR]) + data)
 
 
-async def _pump_input(ws: web.WebSocketResponse, session: DockerExec, opts: ExecOptions,
+async def _pump_input(ws: web.WebSocketResponse, session: DockerStream, opts: ExecOptions,
                       protocol: str) -> None:
     async for msg in ws:
         if msg.type != WSMsgType.BINARY or not msg.data:
@@ -565,13 +622,13 @@ async def _pump_input(ws: web.WebSocketResponse, session: DockerExec, opts: Exec
                 try:
                     await session.resize(width, height)
                 except OSError as e:
-                    log.debug("exec %s: resize: %s", session.exec_id[:12], e)
+                    log.debug("%s: resize: %s", session.ident[:12], e)
         elif channel == CLOSE_SIGNAL and protocol == STREAM_PROTOCOL_V5 \
                 and data[:1] == bytes([STDIN]):
             session.close_stdin()
 
 
-async def run_exec_session(ws: web.WebSocketResponse, session: DockerExec, opts: ExecOptions,
+async def run_exec_session(ws: web.WebSocketResponse, session: DockerStream, opts: ExecOptions,
                            protocol: str, name: str) -> None:
     """Pipe the WebSocket and the process until it ends, then report its exit on the error
     channel and close (normal closure), as upstream's remotecommand server does."""
@@ -591,7 +648,7 @@ async def run_exec_session(ws: web.WebSocketResponse, session: DockerExec, opts:
                                "message": f"error reading the output of "
                                           f"[{' '.join(opts.command)}]: {error}"}
             else:
-                status = exec_status(await session.exit_code(), opts.command)
+                status = await session.final_status()
             with contextlib.suppress(ConnectionError):
                 await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
             await ws.close()  # ends the input pump's `async for` as well
@@ -709,9 +766,29 @@ async def serve_container_logs(request: web.Request) -> web.StreamResponse:
 
 
 async def serve_exec(request: web.Request) -> web.StreamResponse:
+    """`/exec/{ns}/{pod}/{container}?command=..&input=1..`: a process run in the container."""
+    opts = parse_exec_options(request.query)
+    return await _serve_stream(request, opts, "exec",
+                               lambda docker, cid, pod: DockerExec.start(docker, cid, opts))
+
+
+async def serve_attach(request: web.Request) -> web.StreamResponse:
+    """`/attach/{ns}/{pod}/{container}?input=1&output=1..`: the container's own process."""
+    opts = parse_exec_options(request.query, command=False)
+
+    def start(docker: DockerClient, cid: str, spec: Obj) -> Awaitable[DockerStream]:
+        # The stream is raw exactly when the container has a terminal, whatever was asked.
+        return DockerAttach.start(docker, cid, opts, tty=bool(spec.get("tty")))
+    return await _serve_stream(request, opts, "attach", start)
+
+
+StartStream = Callable[[DockerClient, str, Obj], Awaitable[DockerStream]]
+
+
+async def _serve_stream(request: web.Request, opts: ExecOptions, kind: str,
+                        start: StartStream) -> web.StreamResponse:
     state = request.app[SERVER_STATE]
     provider = state.provider
-    opts = parse_exec_options(request.query)
     pod, ns, name, container = _pod_and_container(provider, request, "pod does not exist")
     uid = request.match_info.get("uid")
     if uid and (pod.get("metadata") or {}).get("uid") != uid:
@@ -729,8 +806,8 @@ async def serve_exec(request: web.Request) -> web.StreamResponse:
     ready = ws.can_prepare(request)
     if not ready.ok:
         # Also what SPDY (kubectl's fallback) gets: kubelite streams over WebSocket only.
-        raise HTTPError(400, "Upgrade request required: kubelite's kubelet streams exec over "
-                             f"WebSocket ({', '.join(STREAM_PROTOCOLS)}); SPDY is not "
+        raise HTTPError(400, f"Upgrade request required: kubelite's kubelet streams {kind} "
+                             f"over WebSocket ({', '.join(STREAM_PROTOCOLS)}); SPDY is not "
                              "supported")
     if ready.protocol not in STREAM_PROTOCOLS:
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
@@ -739,16 +816,18 @@ async def serve_exec(request: web.Request) -> web.StreamResponse:
 
     assert state.docker is not None
     key = f"{ns}/{name}/{container}"
+    spec: Obj = next((c for c in (pod.get("spec") or {}).get("containers") or []
+                      if c.get("name") == container), {})
     try:
-        session = await DockerExec.start(state.docker, cid, opts)
+        session = await start(state.docker, cid, spec)
     except DockerError as e:
-        raise HTTPError(500, f"exec in {key}: {e}") from None
+        raise HTTPError(500, f"{kind} in {key}: {e}") from None
     try:
         await ws.prepare(request)
     except BaseException:
         session.close()
         raise
-    log.info("exec %s: %s (%s)", key, list(opts.command), ready.protocol)
+    log.info("%s %s: %s (%s)", kind, key, list(opts.command), ready.protocol)
     state.sockets.add(ws)
     await run_exec_session(ws, session, opts, ready.protocol, key)
     return ws
@@ -869,10 +948,11 @@ def create_kubelet_server(provider: KubeletProvider, *,
     app.router.add_get("/pods", serve_pods)
     app.router.add_get("/pods/", serve_pods)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", serve_container_logs)
-    for path in ("/exec/{namespace}/{pod}/{container}",
-                 "/exec/{namespace}/{pod}/{uid}/{container}"):
-        app.router.add_get(path, serve_exec)
-        app.router.add_post(path, serve_exec)
+    for kind, handler in (("exec", serve_exec), ("attach", serve_attach)):
+        for path in (f"/{kind}/{{namespace}}/{{pod}}/{{container}}",
+                     f"/{kind}/{{namespace}}/{{pod}}/{{uid}}/{{container}}"):
+            app.router.add_get(path, handler)
+            app.router.add_post(path, handler)
     app.router.add_get("/stats/summary", serve_stats_summary)
     return app
 

@@ -415,6 +415,25 @@ def test_static_pod_with_mirror_pod(nodes_cluster: Cluster) -> None:
     wait_until(lambda: not pod_containers(static_uid), 30, "static containers removed")
 
 
+def test_run_interactive_and_attach(nodes_cluster: Cluster, ns: str) -> None:
+    """`kubectl run -i --rm` (attach with stdin, stdinOnce) and `kubectl attach` (the
+    container's own output until it exits), through the apiserver and the kubelet."""
+    c = nodes_cluster
+    run = c.kubectl("run", "asker", "-n", ns, f"--image={IMAGE}", "--restart=Never",
+                    "--image-pull-policy=IfNotPresent", "-i", "--rm", "--",
+                    "sh", "-c", "read line; echo got:$line", input="hello\n", timeout=90)
+    assert "got:hello" in run.stdout, run
+    wait_until(lambda: c.kubectl("get", "pod", "-n", ns, "asker", check=False).returncode != 0,
+               30, "the --rm pod to be deleted")
+
+    apply(c, ns, bare_pod("ticker", container("c", [
+        "sh", "-c", "sleep 1; for i in $(seq 1 15); do echo tick $i; sleep 0.2; done"])))
+    wait_pod(c, ns, "ticker", lambda p: phase(p) == "Running", 60, "Running")
+    attached = c.kubectl("attach", "-n", ns, "ticker", timeout=60)
+    assert attached.returncode == 0, attached
+    assert "tick 15" in attached.stdout, attached
+
+
 def test_whole_restart_readopts_running_containers(nodes_cluster: Cluster, ns: str) -> None:
     c = nodes_cluster
     apply(c, ns, bare_pod("survivor", container("main", HTTPD), terminationGracePeriodSeconds=1))
