@@ -54,7 +54,8 @@ async def select_proxier(opts: Options) -> Proxier:
         if reason is None:
             config = ProxyConfig(cluster_cidr=opts.cluster_cidr,
                                  masquerade_all=opts.masquerade_all,
-                                 masquerade_mark=opts.masquerade_mark)
+                                 masquerade_mark=opts.masquerade_mark,
+                                 localhost_nodeports=opts.localhost_nodeports)
             return IptablesProxier(ipt, config, opts.nodeport_addresses,
                                    opts.userspace_interface)
         log.warning("iptables cannot be used (%s): falling back to the userspace mode", reason)

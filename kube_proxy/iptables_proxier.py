@@ -27,16 +27,24 @@ from kube_proxy.rules import (
     build_ruleset,
     diff_rulesets,
     full_sync,
+    localhost_nodeports,
 )
 
 log = logging.getLogger("kube_proxy.iptables")
 
 BRIDGE_NF_CALL_IPTABLES = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+ROUTE_LOCALNET = Path("/proc/sys/net/ipv4/conf/all/route_localnet")
 
 
 def ensure_bridge_nf_call_iptables(path: Path = BRIDGE_NF_CALL_IPTABLES) -> bool:
     """Pods on a Linux bridge reach each other at layer 2; their replies to DNATed traffic
     must still pass iptables (conntrack) to be un-DNATed. True when we had to turn it on."""
+    return ensure_sysctl_on(path)
+
+
+def ensure_sysctl_on(path: Path) -> bool:
+    """Set a 0/1 sysctl to 1; True when we had to. A missing file (module not loaded) or
+    one we may not write is left alone (the latter with a warning)."""
     try:
         if path.read_text().strip() == "1":
             return False
@@ -85,11 +93,12 @@ class IptablesProxier:
             else:
                 log.warning("no local address in --nodeport-addresses: NodePorts unreachable")
         return ProxyConfig(self.config.cluster_cidr, self.config.masquerade_all, tuple(ips),
-                           self.config.masquerade_mark)
+                           self.config.masquerade_mark, self.config.localhost_nodeports)
 
     async def sync(self, snapshot: Snapshot, full: bool) -> None:
         started = time.monotonic()
-        wanted = build_ruleset(snapshot, await self._config()).frozen()
+        config = await self._config()
+        wanted = build_ruleset(snapshot, config).frozen()
         if full or self.applied is None:
             diff = full_sync(wanted, await self.ipt.chains())
         else:
@@ -105,6 +114,10 @@ class IptablesProxier:
                 log.info("added jump rules: %s", ", ".join(added))
             if ensure_bridge_nf_call_iptables():
                 log.info("set %s to 1", BRIDGE_NF_CALL_IPTABLES)
+            if localhost_nodeports(config) and ensure_sysctl_on(ROUTE_LOCALNET):
+                # 127.0.0.1:<nodePort> is DNATed to a pod: the packet leaves with a loopback
+                # source (masqueraded on the way out), which the kernel allows only then.
+                log.info("set %s to 1 (NodePorts on localhost)", ROUTE_LOCALNET)
         log.debug("synced full=%s chains_written=%d chains_deleted=%d rules=%d took=%.1fms",
                   full, len(diff.write), len(diff.delete),
                   sum(len(r) for r in wanted.values()), (time.monotonic() - started) * 1000)

@@ -29,6 +29,7 @@ class Options:
     cluster_cidr: str = ""
     nodeport_addresses: list[IPv4Network] = field(default_factory=list)
     masquerade_all: bool = False
+    localhost_nodeports: bool = True
     masquerade_bit: int = 14
     sync_period: float = 30.0
     min_sync_period: float = 0.0
@@ -104,6 +105,10 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite proxy") -> Options:
     p.add_argument("--nodeport-addresses", type=_cidrs, default=[],
                    help="comma-separated CIDRs: serve NodePorts only on local addresses in "
                    "them (default: every local address)")
+    p.add_argument("--iptables-localhost-nodeports", dest="localhost_nodeports", type=_bool,
+                   nargs="?", const=True, default=True,
+                   help="iptables mode: NodePorts also answer on 127.0.0.1 (sets "
+                        "route_localnet; default true)")
     p.add_argument("--masquerade-all", type=_bool, nargs="?", const=True, default=False,
                    help="masquerade all traffic to ClusterIPs")
     p.add_argument("--iptables-masquerade-bit", type=int, default=14,
@@ -150,7 +155,8 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite proxy") -> Options:
     return Options(
         kubeconfig=a.kubeconfig, hostname_override=hostname, proxy_mode=mode,
         cluster_cidr=cluster_cidr, nodeport_addresses=a.nodeport_addresses,
-        masquerade_all=a.masquerade_all, masquerade_bit=a.iptables_masquerade_bit,
+        masquerade_all=a.masquerade_all, localhost_nodeports=a.localhost_nodeports,
+        masquerade_bit=a.iptables_masquerade_bit,
         sync_period=a.sync_period, min_sync_period=a.min_sync_period, cleanup=a.cleanup,
         healthz_host=healthz_host, healthz_port=healthz_port, lock_file=a.lock_file,
         userspace_interface=a.userspace_interface, verbosity=a.v)

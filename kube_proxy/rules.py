@@ -53,6 +53,7 @@ KUBE_POSTROUTING = "KUBE-POSTROUTING"
 KUBE_MARK_MASQ = "KUBE-MARK-MASQ"
 KUBE_EXTERNAL_SERVICES = "KUBE-EXTERNAL-SERVICES"
 KUBE_FORWARD = "KUBE-FORWARD"
+KUBE_FIREWALL = "KUBE-FIREWALL"
 
 # Chains made per service port or endpoint (KUBE-FW/SVL/XLB are upstream's, never made here,
 # but removed when found so that a kernel left by upstream kube-proxy gets cleaned too).
@@ -60,7 +61,7 @@ SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-FW-", "KU
                           "KUBE-XLB-")
 BASE_CHAINS: dict[str, tuple[str, ...]] = {
     NAT: (KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ),
-    FILTER: (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD),
+    FILTER: (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_FIREWALL),
 }
 DEFAULT_MASQUERADE_MARK = "0x4000"
 NODEPORTS_COMMENT = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
@@ -77,6 +78,9 @@ class ProxyConfig:
     # Local IPs NodePorts are served on; None means every local address (addrtype LOCAL).
     nodeport_ips: tuple[str, ...] | None = None
     masquerade_mark: str = DEFAULT_MASQUERADE_MARK
+    # NodePorts also on 127.0.0.1 (upstream's --iptables-localhost-nodeports): needs
+    # route_localnet, so remote packets to 127.0.0.0/8 are dropped (KUBE-FIREWALL).
+    localhost_nodeports: bool = True
 
 
 # --- names ----------------------------------------------------------------------------------
@@ -148,6 +152,8 @@ JUMP_RULES: tuple[JumpRule, ...] = (
     JumpRule(FILTER, "FORWARD", KUBE_SERVICES, "kubernetes service portals", _NEW),
     JumpRule(FILTER, "OUTPUT", KUBE_SERVICES, "kubernetes service portals", _NEW),
     JumpRule(FILTER, "FORWARD", KUBE_FORWARD, "kubernetes forwarding rules"),
+    JumpRule(FILTER, "INPUT", KUBE_FIREWALL, "kubernetes firewall for localnet"),
+    JumpRule(FILTER, "OUTPUT", KUBE_FIREWALL, "kubernetes firewall for localnet"),
 )
 
 
@@ -192,6 +198,12 @@ def build_ruleset(snapshot: Snapshot, config: ProxyConfig) -> Ruleset:
            f"-m mark --mark {mark}/{mark}", "-j ACCEPT")
     rs.add(FILTER, KUBE_FORWARD, comment("kubernetes forwarding conntrack rule"),
            "-m conntrack --ctstate RELATED,ESTABLISHED", "-j ACCEPT")
+    if localhost_nodeports(config):
+        # With route_localnet on, a packet to 127.0.0.0/8 from another host would be
+        # routed to local services: drop it unless it is ours or DNATed (CVE-2020-8558).
+        rs.add(FILTER, KUBE_FIREWALL, "! -s 127.0.0.0/8 -d 127.0.0.0/8",
+               comment("block incoming localnet connections"),
+               "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT", "-j DROP")
 
     for name in sorted(snapshot.services):
         _service_rules(rs, snapshot.services[name], snapshot.usable_endpoints(name), config)
@@ -274,6 +286,11 @@ def _service_rules(rs: Ruleset, sp: ServicePort, endpoints: Sequence[Endpoint],
         rs.add(NAT, sep, comment(svc), f"-s {ep.ip}", f"-j {KUBE_MARK_MASQ}")
         recent = f"-m recent --name {sep} --set" if sp.affinity_timeout is not None else ""
         rs.add(NAT, sep, comment(svc), recent, match, f"-j DNAT --to-destination {ep.address}")
+
+
+def localhost_nodeports(config: ProxyConfig) -> bool:
+    """NodePorts answer on 127.0.0.1 too: asked for, and served on every local address."""
+    return config.localhost_nodeports and config.nodeport_ips is None
 
 
 def _nodeport_destinations(config: ProxyConfig) -> list[str]:

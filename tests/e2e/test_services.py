@@ -178,18 +178,21 @@ def test_nodeport_answers_from_the_host(svc_cluster: Cluster, ns: str) -> None:
     names = {p["metadata"]["name"] for p in ready_web_pods(c, ns, 1)}
     port = kjson(c, "get", "service", "-n", ns, "web")["spec"]["ports"][0]["nodePort"]
     assert 30000 <= port <= 32767
+
+    def get(ip: str) -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://{ip}:{port}/", timeout=3) as resp:
+                return resp.read().decode().strip()
+        except OSError:
+            return None
+
     for node in ("node-1", "node-2"):
         addresses = kjson(c, "get", "node", node)["status"]["addresses"]
         node_ip = next(a["address"] for a in addresses if a["type"] == "InternalIP")
-
-        def get(node_ip: str = node_ip) -> str | None:
-            try:
-                with urllib.request.urlopen(f"http://{node_ip}:{port}/", timeout=3) as resp:
-                    return resp.read().decode().strip()
-            except OSError:
-                return None
-
-        assert wait_until(get, 20, f"NodePort {port} on {node} ({node_ip})") in names
+        assert wait_until(lambda ip=node_ip: get(ip), 20,
+                          f"NodePort {port} on {node} ({node_ip})") in names
+    # And on localhost, as upstream's iptables mode (route_localnet).
+    assert wait_until(lambda: get("127.0.0.1"), 20, f"NodePort {port} on 127.0.0.1") in names
 
 
 def nslookup_addresses(text: str) -> set[str]:

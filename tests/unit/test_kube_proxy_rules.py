@@ -269,11 +269,11 @@ def test_terminating_endpoints_used_only_without_ready_ones() -> None:
     slices = [eps("svc1", [("10.1.0.1", TERMINATING_SERVING),
                            ("10.1.0.2", TERMINATING_NOT_SERVING)])]
     chains = rules_of([svc("svc1")], slices)
-    dnat = [line for line in all_lines(chains) if "DNAT" in line]
+    dnat = [line for line in all_lines(chains) if "-j DNAT" in line]
     assert dnat == [(f"-A {endpoint_chain(P80, '10.1.0.1:8080')} -m comment --comment "
                     f"ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.1.0.1:8080")]
     slices = [eps("svc1", [("10.1.0.1", TERMINATING_SERVING), ("10.1.0.3", READY)])]
-    dnat = [line for line in all_lines(rules_of([svc("svc1")], slices)) if "DNAT" in line]
+    dnat = [line for line in all_lines(rules_of([svc("svc1")], slices)) if "-j DNAT" in line]
     assert len(dnat) == 1 and dnat[0].endswith("10.1.0.3:8080")
 
 
@@ -422,3 +422,19 @@ def test_describe_changes() -> None:
     assert changes["ns1/svc2:p80"].startswith("added ")
     assert dict(describe_changes(new, old))["ns1/svc2:p80"] == "removed"
     assert describe_changes(new, new) == []
+
+
+def test_localhost_nodeports_firewall() -> None:
+    """NodePorts on 127.0.0.1 need route_localnet; remote packets to 127.0.0.0/8 are then
+    dropped unless DNATed, as upstream's KUBE-FIREWALL does (CVE-2020-8558)."""
+    drop = ('-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment '
+            '"block incoming localnet connections" -m conntrack ! --ctstate '
+            'RELATED,ESTABLISHED,DNAT -j DROP')
+    assert rules_of([svc("svc1")], [])[(FILTER, "KUBE-FIREWALL")] == (drop,)
+    off = ProxyConfig(localhost_nodeports=False)
+    assert rules_of([svc("svc1")], [], off)[(FILTER, "KUBE-FIREWALL")] == ()
+    # Served on chosen addresses only: 127.0.0.1 is not one of them.
+    chosen = ProxyConfig(nodeport_ips=("10.200.0.4",))
+    assert rules_of([svc("svc1")], [], chosen)[(FILTER, "KUBE-FIREWALL")] == ()
+    jumps = {(j.table, j.chain) for j in JUMP_RULES if j.target == "KUBE-FIREWALL"}
+    assert jumps == {(FILTER, "INPUT"), (FILTER, "OUTPUT")}
