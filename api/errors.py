@@ -34,7 +34,7 @@ class StatusError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
-        if self.details:
+        if self.details is not None:
             body["details"] = self.details
         return body
 
@@ -167,3 +167,10 @@ _ALL_ERRORS: tuple[type[StatusError], ...] = (
 def field_cause(field: str, message: str, reason: str = "FieldValueInvalid") -> Cause:
     """One entry of details.causes, as upstream: reason, message, field."""
     return {"reason": reason, "message": message, "field": field}
+
+
+def resource_not_found() -> NotFound:
+    """The 404 for a path no resource or subresource serves. Upstream's carries empty
+    `details`, and clients rely on it: kubectl debug tells "ephemeral containers are
+    disabled" from a missing pod by `details.name` being empty (and dereferences details)."""
+    return NotFound("the server could not find the requested resource", details={})

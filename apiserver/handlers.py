@@ -57,7 +57,7 @@ def parse_target(group: str, version: str, parts: list[str]) -> Target:
     if watch:
         parts = parts[1:]
     if not parts:
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.resource_not_found()
     namespace: str | None = None
     if parts[0] == "namespaces" and len(parts) >= 3:
         candidate = CATALOGUE.lookup(group, version, parts[2])
@@ -65,13 +65,13 @@ def parse_target(group: str, version: str, parts: list[str]) -> Target:
             namespace, parts = parts[1], parts[2:]
     resource = CATALOGUE.lookup(group, version, parts[0])
     if resource is None or len(parts) > 3:
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.resource_not_found()
     name = parts[1] if len(parts) > 1 else None
     sub = parts[2] if len(parts) > 2 else None
     if sub is not None and sub not in resource.subresources:
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.resource_not_found()
     if name == "":
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.resource_not_found()
     return Target(resource, namespace, name, sub, watch)
 
 
@@ -272,7 +272,7 @@ async def serve_resource(request: web.Request, group: str, version: str,
     ns = target.namespace
     if res.namespaced and target.name is not None and ns is None:
         # /api/v1/pods/<name> is not a path: namespaced objects live under their namespace.
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.resource_not_found()
 
     if target.name is None:
         if method == "GET":
@@ -305,7 +305,7 @@ async def serve_resource(request: web.Request, group: str, version: str,
     if sub is not None:
         return await serve_subresource(request, store, ns, name, sub)
     if target.watch:
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.resource_not_found()
     if method == "GET":
         return json_response(render_one(request, res, await store.get(ns, name)))
     if method == "PUT":

@@ -57,7 +57,7 @@ async def status_errors(request: web.Request, handler: Any) -> web.StreamRespons
 
 
 def _not_found() -> errors.NotFound:
-    return errors.NotFound("the server could not find the requested resource")
+    return errors.resource_not_found()
 
 
 async def serve_api(request: web.Request) -> web.StreamResponse:

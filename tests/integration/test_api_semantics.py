@@ -101,6 +101,19 @@ async def test_already_exists_and_not_found(api: Api, ns: str) -> None:
     assert code == 404 and body["message"] == 'deployments.apps "zzz" not found'
 
 
+async def test_unknown_paths_are_404_with_empty_details(api: Api, ns: str) -> None:
+    """Upstream's 404 for what no handler serves carries `details: {}`; kubectl debug
+    dereferences it (and panicked without it)."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"}}
+    assert (await api.req("POST", f"/api/v1/namespaces/{ns}/configmaps", cm))[0] == 201
+    for path in (f"/api/v1/namespaces/{ns}/configmaps/d/nosuchsub", "/api/v1/nosuchthings",
+                 "/apis/nosuch.group/v1/things"):
+        code, body = await api.req("PATCH", path, {}, "application/strategic-merge-patch+json")
+        assert code == 404, (path, body)
+        assert body["reason"] == "NotFound" and body["details"] == {}, (path, body)
+        assert body["message"] == "the server could not find the requested resource"
+
+
 async def test_missing_namespace_is_404(api: Api) -> None:
     code, body = await api.req("POST", "/api/v1/namespaces/does-not-exist/configmaps",
                                {"metadata": {"name": "x"}})
