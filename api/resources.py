@@ -71,7 +71,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", False, ("ns",), (), ("status", "finalize"),
              ("create", "delete", "get", "list", "patch", "update", "watch")),
     Resource("", "v1", "Pod", "pods", True, ("po",), (_ALL,),
-             ("status", "binding", "log", "exec", "attach", "eviction")),
+             ("status", "binding", "log", "exec", "attach", "eviction", "ephemeralcontainers")),
     Resource("", "v1", "Node", "nodes", False, ("no",), (), ("status",)),
     Resource("", "v1", "Service", "services", True, ("svc",), (_ALL,), ("status",),
              ("create", "delete", "deletecollection", "get", "list", "patch", "update",

@@ -369,6 +369,22 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
                 patch = (patch_type_of(request), body)
             return json_response(await subresources.update_scale(
                 store, ns or "", name, body, patch, dry_run(request)))
+    elif sub == "ephemeralcontainers":
+        # The pod, written only in spec.ephemeralContainers (strategy PodStrategy).
+        if method == "GET":
+            return json_response(await store.get(ns, name))
+        if method == "PUT":
+            body = await read_object(request, res.kind)
+            obj, _ = await store.update(ns, name, body, dry_run=dry_run(request),
+                                        subresource=sub,
+                                        field_validation=field_validation(request))
+            return json_response(obj)
+        if method == "PATCH":
+            body = decode_body(await read_body(request), JSON)
+            obj = await store.patch(ns, name, patch_type_of(request), body,
+                                    dry_run=dry_run(request), subresource=sub,
+                                    field_validation=field_validation(request))
+            return json_response(obj)
     elif sub == "binding" and method == "POST":
         body = await read_object(request, "Binding")
         return json_response(await subresources.bind_pod(store, ns or "", name, body), 201)

@@ -281,6 +281,9 @@ def container_spec(pod: Obj, name: str) -> tuple[Obj | None, bool]:
     for c in spec.get("initContainers") or []:
         if c.get("name") == name:
             return c, True
+    for c in spec.get("ephemeralContainers") or []:
+        if c.get("name") == name:
+            return c, False
     return None, False
 
 

@@ -171,6 +171,12 @@ def compute_pod_actions(pod: Obj, status: PodRuntimeStatus,
             actions.to_start.append(c)
     if keep == 0 and not actions.to_start:
         actions.kill_pod = True
+        return actions
+    # Ephemeral containers (kubectl debug) start once, in the running pod, and are never
+    # restarted; they do not keep a pod alive.
+    for c in spec.get("ephemeralContainers") or []:
+        if current.latest(c["name"], init=False) is None:
+            actions.to_start.append(c)
     return actions
 
 

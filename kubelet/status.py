@@ -294,6 +294,14 @@ def generate_pod_status(pod: Obj, runtime: PodRuntimeStatus, inputs: StatusInput
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
     status["containerStatuses"] = statuses
+    ephemeral = [container_status(pod, c, records(c["name"], False), False, inputs,
+                                  "ContainerCreating")
+                 for c in spec.get("ephemeralContainers") or []]
+    for s in ephemeral:
+        s["ready"] = False  # ephemeral containers have no probes and are never ready
+        s.pop("started", None)
+    if ephemeral:
+        status["ephemeralContainerStatuses"] = ephemeral
     status["qosClass"] = old.get("qosClass") or qos_class(pod)
     for key in ("nominatedNodeName", "resize", "resourceClaimStatuses"):
         if key in old:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import defaults
-from api.errors import Cause
+from api import defaults, validation
+from api.errors import Cause, field_cause
+from api.meta import deep_copy
 from api.resources import Resource
 from apiserver import admission
 from apiserver.registry.allocator import ServiceAllocator
@@ -54,6 +55,9 @@ class NamespaceStrategy(WithStatus):
             new["spec"] = old["spec"]
 
 
+EPHEMERAL_CONTAINERS = "ephemeralcontainers"
+
+
 class PodStrategy(WithStatus):
     return_deleted_object = True
     # Seconds for the DefaultTolerationSeconds admission; set from the apiserver's flags.
@@ -66,6 +70,48 @@ class PodStrategy(WithStatus):
 
     def initial_status(self, obj: Obj) -> Obj:
         return {"phase": "Pending", "qosClass": qos_class(obj)}
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        # Ephemeral containers change only through pods/ephemeralcontainers.
+        spec, old_spec = new.get("spec"), old.get("spec") or {}
+        if isinstance(spec, dict):
+            if "ephemeralContainers" in old_spec:
+                spec["ephemeralContainers"] = old_spec["ephemeralContainers"]
+            else:
+                spec.pop("ephemeralContainers", None)
+
+    def prepare_for_subresource_update(self, subresource: str, new: Obj, old: Obj) -> Obj:
+        if subresource != EPHEMERAL_CONTAINERS:
+            return super().prepare_for_subresource_update(subresource, new, old)
+        # Everything but spec.ephemeralContainers comes from the stored pod.
+        out = deep_copy(old)
+        wanted = (new.get("spec") or {}).get("ephemeralContainers") \
+            if isinstance(new.get("spec"), dict) else None
+        if wanted is None:
+            out.setdefault("spec", {}).pop("ephemeralContainers", None)
+        else:
+            out.setdefault("spec", {})["ephemeralContainers"] = wanted
+        return out
+
+    def validate_subresource_update(self, subresource: str, new: Obj, old: Obj
+                                    ) -> list[Cause]:
+        causes = validation.validate("pods", new)
+        by_name = {c.get("name"): c for c in (old.get("spec") or {}).get(
+            "ephemeralContainers") or [] if isinstance(c, dict)}
+        now = {c.get("name"): c for c in (new.get("spec") or {}).get(
+            "ephemeralContainers") or [] if isinstance(c, dict)}
+        # Upstream: ephemeral containers are added, never removed or changed.
+        for name, container in by_name.items():
+            if name not in now:
+                causes.append(field_cause(
+                    "spec.ephemeralContainers", f'Forbidden: existing ephemeral containers '
+                    f'"{name}" may not be removed', "FieldValueForbidden"))
+            elif now[name] != container:
+                causes.append(field_cause(
+                    "spec.ephemeralContainers", f'Forbidden: existing ephemeral containers '
+                    f'"{name}" may not be changed', "FieldValueForbidden"))
+        return causes
 
     def grace_period(self, obj: Obj, requested: int | None) -> int:
         spec = obj.get("spec") or {}

@@ -355,6 +355,10 @@ class Store:
                 new = self.strategy.prepare_for_status_update(new, old)
                 self.strategy.default(new)
                 causes = self.strategy.validate_status_update(new, old)
+            elif subresource is not None:
+                new = self.strategy.prepare_for_subresource_update(subresource, new, old)
+                self.strategy.default(new)
+                causes = self.strategy.validate_subresource_update(subresource, new, old)
             else:
                 self._finish_update(new, old)
                 self.strategy.prepare_for_update(new, old)

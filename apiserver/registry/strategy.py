@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import defaults, validation
+from api import defaults, errors, validation
 from api.errors import Cause
 from api.resources import Resource
 
@@ -90,6 +90,16 @@ class Strategy:
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         return validation.validate(self.resource.plural, new, old)
+
+    # Subresources other than status that write part of the object (pods/ephemeralcontainers).
+    def prepare_for_subresource_update(self, subresource: str, new: Obj, old: Obj) -> Obj:
+        """The stored object with what `subresource` may change taken from `new`."""
+        raise errors.MethodNotAllowed("the server does not allow this method on the "
+                                      "requested resource")
+
+    def validate_subresource_update(self, subresource: str, new: Obj, old: Obj
+                                    ) -> list[Cause]:
+        return []
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
         return validation.validate_status_update(self.resource.plural, new, old)

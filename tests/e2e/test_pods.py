@@ -434,6 +434,27 @@ def test_run_interactive_and_attach(nodes_cluster: Cluster, ns: str) -> None:
     assert "tick 15" in attached.stdout, attached
 
 
+def test_kubectl_debug_runs_an_ephemeral_container(nodes_cluster: Cluster, ns: str) -> None:
+    """`kubectl debug`: an ephemeral container added to a running pod through
+    pods/ephemeralcontainers, started by the kubelet, attached to, reported, not restarted."""
+    c = nodes_cluster
+    apply(c, ns, bare_pod("target", container("c", ["sleep", "3600"])))
+    wait_pod(c, ns, "target", lambda p: phase(p) == "Running", 60, "Running")
+    out = c.kubectl("debug", "-n", ns, "target", "-i", f"--image={IMAGE}",
+                    "--image-pull-policy=IfNotPresent", "-c", "dbg", "--",
+                    "sh", "-c", "echo debugging $(hostname)", input="", timeout=90)
+    assert "debugging target" in out.stdout, out
+
+    def finished(p: dict[str, Any]) -> bool:
+        statuses = p["status"].get("ephemeralContainerStatuses") or []
+        return any(s["name"] == "dbg" and "terminated" in s.get("state", {}) for s in statuses)
+    done = wait_pod(c, ns, "target", finished, 30, "the debug container to finish")
+    [dbg] = done["status"]["ephemeralContainerStatuses"]
+    assert dbg["state"]["terminated"]["exitCode"] == 0 and dbg["restartCount"] == 0
+    assert phase(done) == "Running" and cstatus(done, "c")["restartCount"] == 0
+    assert [e["name"] for e in done["spec"]["ephemeralContainers"]] == ["dbg"]
+
+
 def test_whole_restart_readopts_running_containers(nodes_cluster: Cluster, ns: str) -> None:
     c = nodes_cluster
     apply(c, ns, bare_pod("survivor", container("main", HTTPD), terminationGracePeriodSeconds=1))

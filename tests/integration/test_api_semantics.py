@@ -114,6 +114,47 @@ async def test_unknown_paths_are_404_with_empty_details(api: Api, ns: str) -> No
         assert body["message"] == "the server could not find the requested resource"
 
 
+async def test_ephemeral_containers_subresource(api: Api, ns: str) -> None:
+    """pods/ephemeralcontainers adds ephemeral containers (defaulted, validated); they are
+    never removed or changed, and the pod itself cannot change them."""
+    base = f"/api/v1/namespaces/{ns}/pods"
+    assert (await api.req("POST", base, pod("dbg")))[0] == 201
+    sub = f"{base}/dbg/ephemeralcontainers"
+    code, got = await api.req("GET", sub)
+    assert code == 200 and got["kind"] == "Pod" and "ephemeralContainers" not in got["spec"]
+    smp = "application/strategic-merge-patch+json"
+    debugger = {"name": "debugger", "image": "busybox", "stdin": True, "tty": True}
+    code, got = await api.req("PATCH", sub, {"spec": {"ephemeralContainers": [debugger]}}, smp)
+    assert code == 200, got
+    [eph] = got["spec"]["ephemeralContainers"]
+    assert eph["name"] == "debugger" and eph["terminationMessagePolicy"] == "File"
+    assert eph["imagePullPolicy"] == "Always"  # defaulted as any container (tag "latest")
+    # Removing or changing it: Forbidden.
+    code, body = await api.req("PATCH", sub, [{"op": "remove", "path":
+                                                "/spec/ephemeralContainers/0"}],
+                               "application/json-patch+json")
+    assert code == 422 and 'existing ephemeral containers "debugger" may not be removed' \
+        in body["message"], body
+    code, body = await api.req("PATCH", sub, [{"op": "replace", "path":
+                                                "/spec/ephemeralContainers/0/image",
+                                                "value": "other"}],
+                               "application/json-patch+json")
+    assert code == 422 and "may not be changed" in body["message"], body
+    # Probes are not allowed on ephemeral containers.
+    probed = {"name": "p", "image": "busybox",
+              "readinessProbe": {"exec": {"command": ["true"]}}}
+    code, body = await api.req("PATCH", sub, {"spec": {"ephemeralContainers": [probed]}}, smp)
+    assert code == 422 and "cannot be set for an Ephemeral Container" in body["message"], body
+    # Only the subresource writes them: other fields sent to it are ignored, and a label
+    # patch of the pod keeps them.
+    code, got = await api.req("PATCH", sub, {"metadata": {"labels": {"x": "y"}}}, smp)
+    assert code == 200 and "x" not in (got["metadata"].get("labels") or {})
+    code, got = await api.req("PATCH", f"{base}/dbg", {"metadata": {"labels": {"x": "y"}}},
+                              "application/merge-patch+json")
+    assert code == 200 and [c["name"] for c in got["spec"]["ephemeralContainers"]] == [
+        "debugger"]
+
+
 async def test_missing_namespace_is_404(api: Api) -> None:
     code, body = await api.req("POST", "/api/v1/namespaces/does-not-exist/configmaps",
                                {"metadata": {"name": "x"}})
