@@ -220,3 +220,35 @@ def test_liveness_and_startup_initial_results() -> None:
     startup = ProbeCounter(STARTUP, 1, 3)
     assert startup.result is None
     assert startup.observe(True) and startup.result is True
+
+
+def _with_ephemeral(p: dict[str, Any], *names_: str) -> dict[str, Any]:
+    p["spec"]["ephemeralContainers"] = [{"name": n, "image": "i"} for n in names_]
+    return p
+
+
+def _ephemeral_rec(name: str, state: str, created: float = 2.0) -> ContainerRecord:
+    return ContainerRecord(id=f"{name}@{created}", name=name, sandbox_id="s1", state=state,
+                           created_at=created, labels={"io.kubelite.container.type": "app"})
+
+
+def test_ephemeral_container_starts_once_in_a_running_pod() -> None:
+    p = _with_ephemeral(pod(), "debugger")
+    a = compute_pod_actions(p, status(rec(p, "a", RUNNING)))
+    assert names(a.to_start) == ["debugger"] and not a.kill_pod
+    # Once it exists (running or exited, whatever its exit code) it is left alone.
+    for state, code in ((RUNNING, 0), (EXITED, 0), (EXITED, 3)):
+        record = _ephemeral_rec("debugger", state)
+        record.exit_code = code
+        a = compute_pod_actions(p, status(rec(p, "a", RUNNING), record))
+        assert not (a.to_start or a.to_kill or a.kill_pod), state
+
+
+def test_ephemeral_container_does_not_keep_a_finished_pod_alive() -> None:
+    p = _with_ephemeral(pod(restart="Never"), "debugger")
+    a = compute_pod_actions(p, status(rec(p, "a", EXITED), _ephemeral_rec("debugger", RUNNING)))
+    assert a.kill_pod and not a.to_start
+    # Nor is it started in a pod whose containers are done.
+    a = compute_pod_actions(_with_ephemeral(pod(restart="Never"), "late"),
+                            status(rec(p, "a", EXITED)))
+    assert a.kill_pod and names(a.to_start) == []
