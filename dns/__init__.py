@@ -5,6 +5,7 @@ DNS spec from Services and EndpointSlices, forwards every other name upstream.
     records.py   the cluster zone: which records exist, from the informers' stores
     handler.py   one query to one answer: errors, EDNS, zone or upstream, truncation
     forward.py   the upstream client (UDP, TCP on truncation, next server on failure)
+    cache.py     the cache of upstream answers (positive and negative, single flight)
     server.py    the UDP and TCP sockets
     health.py    /health and /ready over HTTP
     app.py       informers + server + health server, and their lifetime

@@ -10,6 +10,7 @@ import logging
 from api.resources import CATALOGUE
 from client.informer import Informer, SharedInformerFactory
 from client.rest import ApiClient
+from dns.cache import AnswerCache
 from dns.forward import Forwarder
 from dns.handler import QueryHandler
 from dns.health import HealthServer
@@ -38,8 +39,10 @@ async def run(opts: Options, api: ApiClient, stop: asyncio.Event) -> int:
         return services.has_synced and slices.has_synced
 
     forwarder = Forwarder(opts.upstreams, opts.upstream_timeout) if opts.upstreams else None
+    cache = AnswerCache(opts.cache_size, opts.cache_max_ttl, opts.cache_negative_ttl) \
+        if forwarder is not None and opts.cache_size > 0 else None
     handler = QueryHandler(ClusterZone(state, opts.cluster_domain, opts.ttl), forwarder,
-                           ready=synced)
+                           ready=synced, cache=cache)
     server = DnsServer(handler, opts.bind_address, opts.port)
     serving = False
     health = HealthServer(opts.bind_address, opts.health_port, lambda: serving, synced) \
@@ -49,6 +52,9 @@ async def run(opts: Options, api: ApiClient, stop: asyncio.Event) -> int:
                     ", ".join(map(str, opts.ignored_upstreams)))
     log.info("cluster domain %s, upstreams %s", opts.cluster_domain,
              ", ".join(map(str, opts.upstreams)) or "none (NXDOMAIN outside the cluster)")
+    if cache is not None:
+        log.info("caching upstream answers: %d entries, positive for at most %d s, "
+                 "negative for at most %d s", cache.size, cache.max_ttl, cache.negative_ttl)
 
     factory.start_all()
     waiter: asyncio.Task[None] | None = None
@@ -72,6 +78,7 @@ async def run(opts: Options, api: ApiClient, stop: asyncio.Event) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await waiter
         await server.close()
+        await handler.close()
         if health is not None:
             await health.close()
         await factory.stop_all()

@@ -9,7 +9,9 @@
   authoritatively. Until the informers have synced, cluster names get SERVFAIL, which
   resolvers retry, rather than a negative answer they would cache.
 - Every other name is forwarded upstream; without upstreams it gets NXDOMAIN (logged once),
-  and when every upstream fails, SERVFAIL.
+  and when every upstream fails, SERVFAIL. With an `AnswerCache` (dns/cache.py) upstream
+  answers are cached and identical queries in flight share one exchange; such answers are
+  re-encoded for each client: its ID, RD and CD bits, question spelling and EDNS, never AA.
 - An ExternalName's CNAME to a name outside the cluster is followed through the upstreams
   when the client asked for recursion, as CoreDNS does: stub resolvers (glibc, musl) do not
   chase a bare CNAME themselves.
@@ -26,6 +28,7 @@ import secrets
 from collections.abc import Callable
 from typing import Literal
 
+from dns.cache import AnswerCache, decode_answer
 from dns.forward import Forwarder
 from dns.records import Answer, ClusterZone
 from dns.wire import (
@@ -80,11 +83,18 @@ def fit(msg: Message, limit: int) -> bytes:
 
 class QueryHandler:
     def __init__(self, zone: ClusterZone, forwarder: Forwarder | None = None, *,
-                 ready: Callable[[], bool] = lambda: True) -> None:
+                 ready: Callable[[], bool] = lambda: True, cache: AnswerCache | None = None
+                 ) -> None:
         self.zone = zone
         self.forwarder = forwarder
         self.ready = ready
+        self.cache = cache
         self._warned_no_upstream = False
+
+    async def close(self) -> None:
+        """Cancel upstream exchanges still in flight."""
+        if self.cache is not None:
+            await self.cache.close()
 
     async def handle(self, data: bytes, transport: Transport) -> bytes | None:
         """The answer's bytes, or None to stay silent. Never raises."""
@@ -160,13 +170,9 @@ class QueryHandler:
         query = Message(id=secrets.randbelow(0x10000), rd=True,
                         questions=[Question(answer.cname_target, qtype)],
                         edns=Edns(udp_size=UDP_PAYLOAD))
-        raw = await self.forwarder.forward(query.to_wire())
-        if raw is None:
+        upstream = await self._ask_upstream(query, query.to_wire())
+        if upstream is None:
             return  # the CNAME alone still tells the client where to look
-        try:
-            upstream = decode(raw)
-        except WireError:
-            return
         if upstream.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
             answer.rcode = upstream.rcode
             answer.answers += upstream.answers
@@ -181,6 +187,8 @@ class QueryHandler:
                 self._warned_no_upstream = True
             resp.rcode = Rcode.NXDOMAIN
             return fit(resp, limit)
+        if self.cache is not None:
+            return self._relay(resp, query, await self._ask_upstream(query, data), limit)
         raw = await self.forwarder.forward(data)
         if raw is None:
             resp.rcode = Rcode.SERVFAIL
@@ -192,6 +200,36 @@ class QueryHandler:
         except WireError:
             resp.rcode = Rcode.SERVFAIL
             return fit(resp, limit)
+
+    async def _ask_upstream(self, query: Message, wire: bytes) -> Message | None:
+        assert self.forwarder is not None
+        if self.cache is not None:
+            return await self.cache.resolve(query, wire, self.forwarder.forward)
+        return decode_answer(await self.forwarder.forward(wire))
+
+    def _relay(self, resp: Message, query: Message, upstream: Message | None, limit: int
+               ) -> bytes:
+        """An upstream's (possibly cached) answer in `resp`, the client's own response."""
+        if upstream is None or (upstream.rcode > 0xF and resp.edns is None):
+            resp.rcode = Rcode.SERVFAIL
+            return fit(resp, limit)
+        q = resp.questions[0]
+        asked = normalize(q.name)
+
+        def as_asked(records: list[Record]) -> list[Record]:
+            return [dataclasses.replace(rr, name=q.name) if normalize(rr.name) == asked
+                    else rr for rr in records]
+
+        dnssec_ok = query.edns is not None and query.edns.dnssec_ok
+        resp.rcode = upstream.rcode
+        resp.tc = upstream.tc
+        resp.ra = upstream.ra
+        # RFC 6840 5.8: AD only for a client that showed it understands it.
+        resp.ad = upstream.ad and (query.ad or dnssec_ok)
+        resp.answers = as_asked(upstream.answers)
+        resp.authorities = as_asked(upstream.authorities)
+        resp.additionals = as_asked(upstream.additionals)
+        return fit(resp, limit)
 
 
 def _bare_error(ident: int, flags: int, rcode: int) -> bytes:

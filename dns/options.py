@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+from dns.cache import DEFAULT_MAX_TTL, DEFAULT_NEGATIVE_TTL, DEFAULT_SIZE
 from dns.forward import DEFAULT_TIMEOUT, Upstream
 from dns.wire import normalize, split_name
 
 DEFAULT_RESOLV_CONF = "/etc/resolv.conf"
+MAX_CACHE_SIZE = 10_000_000
+MAX_TTL = 0x7FFFFFFF
 
 
 @dataclass
@@ -24,6 +27,9 @@ class Options:
     upstream_timeout: float = DEFAULT_TIMEOUT
     ttl: int = 30
     health_port: int = 8080
+    cache_size: int = DEFAULT_SIZE
+    cache_max_ttl: int = DEFAULT_MAX_TTL
+    cache_negative_ttl: int = DEFAULT_NEGATIVE_TTL
     verbosity: int = 0
     # Upstreams dropped because they are this very server (a forwarding loop).
     ignored_upstreams: list[Upstream] = field(default_factory=list)
@@ -108,6 +114,12 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite dns") -> Options:
     p.add_argument("--ttl", type=int, default=30, help="TTL of cluster records, seconds")
     p.add_argument("--health-port", type=int, default=8080,
                    help="HTTP port of /health and /ready (0: no health server)")
+    p.add_argument("--cache-size", type=int, default=DEFAULT_SIZE,
+                   help="most upstream answers kept in the cache (0: no cache)")
+    p.add_argument("--cache-max-ttl", type=int, default=DEFAULT_MAX_TTL,
+                   help="longest time a positive upstream answer is cached, seconds")
+    p.add_argument("--cache-negative-ttl", type=int, default=DEFAULT_NEGATIVE_TTL,
+                   help="longest time an NXDOMAIN/NODATA upstream answer is cached, seconds")
     p.add_argument("-v", "--v", type=int, default=0, help="log verbosity (4: every query)")
     a = p.parse_args(argv)
 
@@ -115,8 +127,14 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite dns") -> Options:
         p.error("--port must be between 0 and 65535")
     if not 0 <= a.health_port <= 65535:
         p.error("--health-port must be between 0 and 65535")
-    if not 0 <= a.ttl <= 0x7FFFFFFF:
-        p.error("--ttl must be between 0 and 2147483647")
+    if not 0 <= a.ttl <= MAX_TTL:
+        p.error(f"--ttl must be between 0 and {MAX_TTL}")
+    if not 0 <= a.cache_size <= MAX_CACHE_SIZE:
+        p.error(f"--cache-size must be between 0 and {MAX_CACHE_SIZE}")
+    for flag, value in (("--cache-max-ttl", a.cache_max_ttl),
+                        ("--cache-negative-ttl", a.cache_negative_ttl)):
+        if not 0 <= value <= MAX_TTL:
+            p.error(f"{flag} must be between 0 and {MAX_TTL}")
     if not 0 < a.upstream_timeout <= 60:
         p.error("--upstream-timeout must be between 0 and 60 seconds")
     try:
@@ -144,4 +162,5 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite dns") -> Options:
     return Options(kubeconfig=a.kubeconfig, cluster_domain=domain, port=a.port,
                    bind_address=a.bind_address, upstreams=kept,
                    upstream_timeout=a.upstream_timeout, ttl=a.ttl, health_port=a.health_port,
-                   verbosity=a.v, ignored_upstreams=[u for u in upstreams if u not in kept])
+                   cache_size=a.cache_size, cache_max_ttl=a.cache_max_ttl,
+                   cache_negative_ttl=a.cache_negative_ttl, verbosity=a.v, ignored_upstreams=[u for u in upstreams if u not in kept])

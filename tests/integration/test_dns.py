@@ -1,8 +1,9 @@
 """The DNS server as a real process (`python -m dns`) against the real apiserver and etcd:
 Services and EndpointSlices made through the API show up in answers over UDP and TCP within
 a bounded poll and disappear when deleted; names outside the cluster go to a fake upstream on
-127.0.0.1 (no packet leaves loopback); without an upstream they get NXDOMAIN; the health
-endpoints, SIGTERM, and the add-on manifests against the apiserver's validation.
+127.0.0.1 (no packet leaves loopback) and their answers are cached for their TTL; without an
+upstream they get NXDOMAIN; the health endpoints, SIGTERM, and the add-on manifests against
+the apiserver's validation.
 
 There is no controller-manager here: the tests write EndpointSlices themselves, as the
 EndpointSlice controller would.
@@ -30,9 +31,9 @@ from api.resources import CATALOGUE, Resource
 from client.kubeconfig import load_kubeconfig
 from client.rest import ApiClient
 from dns.addon import manifests
-from dns.wire import Message, Rcode, RRType
+from dns.wire import Message, Question, Rcode, RRType, decode, normalize
 from tests.conftest import ROOT, ApiServer, free_port, stop_process
-from tests.unit.test_dns_forward import FakeUpstream, dns_query
+from tests.unit.test_dns_forward import FakeUpstream, dns_exchange, dns_query
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -53,8 +54,8 @@ NAMESPACES, SERVICES, SLICES, DEPLOYMENTS = (
 class ThreadedUpstream:
     """A FakeUpstream on its own event loop in a thread, so it outlives each test's loop."""
 
-    def __init__(self, records: dict[str, list[str]]) -> None:
-        self.fake = FakeUpstream(records)
+    def __init__(self, records: dict[str, list[str]], **options: Any) -> None:
+        self.fake = FakeUpstream(records, **options)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fake-upstream",
                                        daemon=True)
@@ -275,6 +276,58 @@ async def test_names_outside_the_cluster_are_forwarded(dns: DnsProcess,
     seen = [q.questions[0].name for _, q in upstream.queries]
     assert "Example.COM" in seen and "missing.example.net" in seen
     assert not any(name.endswith(D) for name in seen)  # cluster names stay local
+
+
+async def test_upstream_answers_are_cached_until_their_ttl_runs_out(
+        apiserver: ApiServer, tmp_path: Path) -> None:
+    ttl = 2  # seconds, in the fake upstream's answers: positive, and the SOA of negative ones
+    with ThreadedUpstream({"cached.example.com": ["192.0.2.30"]}, ttl=ttl,
+                          soa_ttl=ttl) as up:
+        proc = start_dns(apiserver, tmp_path, "--upstream", f"127.0.0.1:{up.port}",
+                         "--upstream-timeout", "1")
+
+        def asked(name: str) -> int:
+            return sum(normalize(q.questions[0].name) == name for _, q in list(up.queries))
+
+        try:
+            start = time.monotonic()
+            first = await dns_query(proc.port, "cached.example.com")
+            assert addresses(first) == ["192.0.2.30"] and first.answers[0].ttl == ttl
+            gone = await dns_query(proc.port, "gone.example.com")
+            assert gone.rcode == Rcode.NXDOMAIN and gone.authorities[0].ttl == ttl
+            # Again within the TTL, with another ID and spelling, over TCP: from the cache.
+            wire = Message(id=0x5151, rd=True,
+                           questions=[Question("CACHED.Example.com", RRType.A)]).to_wire()
+            hit = decode(await dns_exchange(proc.port, wire, tcp=True))
+            again = await dns_query(proc.port, "gone.example.com")
+            assert time.monotonic() - start < ttl, "too slow to test within the TTL"
+            assert hit.id == 0x5151 and addresses(hit) == ["192.0.2.30"]
+            assert hit.answers[0].name == "CACHED.Example.com" and 1 <= hit.answers[0].ttl <= ttl
+            assert again.rcode == Rcode.NXDOMAIN
+            assert (asked("cached.example.com"), asked("gone.example.com")) == (1, 1)
+
+            await asyncio.sleep(1.2)
+            later = await dns_query(proc.port, "cached.example.com")
+            if asked("cached.example.com") == 1:  # still cached: the TTL went down
+                assert later.answers[0].ttl == 1
+
+            # Once the TTL has run out the next query goes upstream again (and is cached
+            # again: exactly one more exchange per name).
+            names = ("cached.example.com", "gone.example.com")
+
+            async def probe() -> tuple[int, ...]:
+                for name in names:
+                    await dns_query(proc.port, name)
+                return tuple(asked(name) for name in names)
+
+            await eventually(probe, lambda counts: min(counts) >= 2,
+                             "both names asked upstream again", timeout=ttl + POLL)
+            fresh = await dns_query(proc.port, "cached.example.com")
+            assert fresh.answers[0].ttl >= 1
+            assert (asked("cached.example.com"), asked("gone.example.com")) == (2, 2)
+            assert "Traceback" not in proc.log(), proc.log()
+        finally:
+            stop_process(proc.proc)
 
 
 async def test_without_upstream_outside_names_are_nxdomain_and_sigterm_stops(

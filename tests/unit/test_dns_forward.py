@@ -18,7 +18,7 @@ from dns.forward import Forwarder, Upstream
 from dns.handler import QueryHandler
 from dns.records import ClusterState, ClusterZone
 from dns.server import DnsServer
-from dns.wire import Edns, Message, Question, Rcode, Record, RRType, WireError, decode
+from dns.wire import Edns, Message, Question, Rcode, Record, RRType, Soa, WireError, decode
 
 
 class _FakeUdp(asyncio.DatagramProtocol):
@@ -43,15 +43,20 @@ class FakeUpstream:
     """A loopback DNS server: A records from `records`, NXDOMAIN for other names.
 
     `truncate_udp`: UDP answers are empty with TC set (the full answer only over TCP);
-    `silent`: never answers (a dead upstream); `decoy`: sends a wrong-ID answer first.
+    `silent`: never answers (a dead upstream); `decoy`: sends a wrong-ID answer first;
+    `ttl`: the TTL of the A records; `soa_ttl`: negative answers (NXDOMAIN, NODATA) carry an
+    SOA with this TTL and MINIMUM (without it they carry none, and are not cacheable).
     """
 
     def __init__(self, records: dict[str, list[str]] | None = None, *,
-                 truncate_udp: bool = False, silent: bool = False, decoy: bool = False) -> None:
+                 truncate_udp: bool = False, silent: bool = False, decoy: bool = False,
+                 ttl: int = 60, soa_ttl: int | None = None) -> None:
         self.records = {k.lower(): v for k, v in (records or {}).items()}
         self.truncate_udp = truncate_udp
         self.silent = silent
         self.decoy = decoy
+        self.ttl = ttl
+        self.soa_ttl = soa_ttl
         self.queries: list[tuple[str, Message]] = []
         self.port = 0
         self._udp: asyncio.DatagramTransport | None = None
@@ -102,7 +107,10 @@ class FakeUpstream:
         if ips is None:
             resp.rcode = Rcode.NXDOMAIN
         elif q.qtype in (RRType.A, RRType.ANY):
-            resp.answers = [Record(q.name, RRType.A, 60, ip) for ip in ips]
+            resp.answers = [Record(q.name, RRType.A, self.ttl, ip) for ip in ips]
+        if not resp.answers and self.soa_ttl is not None:
+            soa = Soa("ns.test", "hostmaster.test", 1, 3600, 600, 86400, self.soa_ttl)
+            resp.authorities = [Record("test", RRType.SOA, self.soa_ttl, soa)]
         return resp.to_wire()
 
     async def _tcp_client(self, reader: asyncio.StreamReader,

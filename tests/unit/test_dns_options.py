@@ -44,6 +44,13 @@ def test_defaults_come_from_resolv_conf(tmp_path: Path) -> None:
     assert (opts.port, opts.bind_address, opts.cluster_domain, opts.ttl, opts.health_port) == \
         (53, "0.0.0.0", "cluster.local", 30, 8080)
     assert opts.kubeconfig is None
+    assert (opts.cache_size, opts.cache_max_ttl, opts.cache_negative_ttl) == (10000, 30, 5)
+
+
+def test_cache_flags() -> None:
+    opts = parse_args(["--cache-size", "0", "--cache-max-ttl", "300",
+                       "--cache-negative-ttl", "0"])
+    assert (opts.cache_size, opts.cache_max_ttl, opts.cache_negative_ttl) == (0, 300, 0)
 
 
 def test_flags() -> None:
@@ -72,6 +79,9 @@ def test_an_upstream_that_is_this_server_is_dropped() -> None:
     ["--port", "x"], ["--port", "70000"], ["--upstream", "dns.google"], ["--ttl", "-1"],
     ["--bind-address", "localhost"], ["--cluster-domain", "a..b"], ["--cluster-domain", "."],
     ["--health-port", "-2"], ["--bogus"], ["--upstream-timeout", "0"],
+    ["--cache-size", "-1"], ["--cache-size", "many"], ["--cache-size", "10000001"],
+    ["--cache-max-ttl", "-5"], ["--cache-negative-ttl", "2147483648"],
+    ["--cache-negative-ttl", "1.5"],
 ])
 def test_bad_flags_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]
                                         ) -> None:
