@@ -284,6 +284,13 @@ class RuntimeManager:
             event("Warning", "Failed", f"Error: {e}")
             self.wake(uid, 10.0)
             return False
+        target_name = container.get("targetContainerName")
+        target = status.latest(str(target_name), init=False) if target_name else None
+        if target is not None and target.state == RUNNING:
+            # An ephemeral container aimed at another (kubectl debug --target) shares
+            # that container's process namespace.
+            ns = config.linux.security_context.namespace_options
+            ns.pid, ns.target_id = cri.TARGET, target.id
         try:
             container_id = await self.cri.create_container(sandbox_id, config, sandbox_config)
         except grpc.aio.AioRpcError as e:

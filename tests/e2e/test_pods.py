@@ -441,9 +441,11 @@ def test_kubectl_debug_runs_an_ephemeral_container(nodes_cluster: Cluster, ns: s
     apply(c, ns, bare_pod("target", container("c", ["sleep", "3600"])))
     wait_pod(c, ns, "target", lambda p: phase(p) == "Running", 60, "Running")
     out = c.kubectl("debug", "-n", ns, "target", "-i", f"--image={IMAGE}",
-                    "--image-pull-policy=IfNotPresent", "-c", "dbg", "--",
-                    "sh", "-c", "echo debugging $(hostname)", input="", timeout=90)
+                    "--image-pull-policy=IfNotPresent", "-c", "dbg", "--target=c", "--",
+                    "sh", "-c", "echo debugging $(hostname); ps", input="", timeout=90)
     assert "debugging target" in out.stdout, out
+    # --target: the debug container sees the target container's processes.
+    assert "sleep 3600" in out.stdout, out
 
     def finished(p: dict[str, Any]) -> bool:
         statuses = p["status"].get("ephemeralContainerStatuses") or []
