@@ -1,7 +1,9 @@
 """kube-proxy for kubelite: makes Service ClusterIPs and NodePorts reach ready endpoints.
 
-- `model`: Services and EndpointSlices reduced to service ports and endpoints (pure).
-- `rules`: the iptables content for a snapshot, chain names, and the per-chain diff (pure).
+- `model`: Services and EndpointSlices reduced to service ports and endpoints (pure), kept
+  per Service by `SnapshotBuilder` so that a sync recomputes only the changed Services.
+- `rules`: the iptables content for a snapshot, chain names, and the per-chain diff (pure);
+  `RuleCache` keeps each service port's generated rules and regenerates only changed ones.
 - `iptables`: running iptables / iptables-restore / iptables-save.
 - `proxier`: the iptables proxier (applies rules, partial and full syncs, cleanup).
 - `userspace`: the userspace proxier (forwards TCP/UDP itself) and `balancer` (endpoint choice).

@@ -1,9 +1,9 @@
 """kube-proxy as a process: informers feed a sync runner; the per-kernel lock decides who
 programs; a proxier (iptables, or userspace as the fallback) applies snapshots.
 
-    informer event ──▶ runner.request() ──(≤50 ms burst)──▶ _sync(full)
-                                                              build_snapshot(caches)
-                                                              proxier.sync(snapshot)
+    informer event ──▶ dirty Services ──▶ runner.request() ──(≤10 ms burst)──▶ _sync(full)
+        partial: SnapshotBuilder.update(the dirty Services)  full: .rebuild(caches)
+        proxier.sync(snapshot, full)
 
 Named root tasks: `kube-proxy:programmer` (lock, then the sync loop), the informers', and
 the userspace proxier's own; all are cancelled on SIGINT/SIGTERM before the cleanup.
@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +29,13 @@ from kube_proxy.healthz import HealthState, make_app
 from kube_proxy.iptables import Iptables, IptablesError, probe
 from kube_proxy.iptables_proxier import IptablesProxier
 from kube_proxy.lock import KernelLock, default_lock_path
-from kube_proxy.model import Snapshot, build_snapshot, describe_changes
+from kube_proxy.model import (
+    Snapshot,
+    SnapshotBuilder,
+    describe_changes,
+    service_key,
+    slice_service_key,
+)
 from kube_proxy.options import Options
 from kube_proxy.proxier import Proxier
 from kube_proxy.rules import ProxyConfig
@@ -44,6 +51,17 @@ LAST_OUT_WAIT = 2.0  # how long a stopping standby waits to see whether the hold
 
 SERVICES = CATALOGUE.require("services")
 ENDPOINTSLICES = CATALOGUE.require("endpointslices")
+# Services and EndpointSlices indexed by the service key (namespace/name) they belong to.
+SERVICE_KEY_INDEX = "kube-proxy:service-key"
+
+
+def _service_keys(svc: Obj) -> list[str]:
+    return [service_key(svc)]
+
+
+def _slice_keys(eps_slice: Obj) -> list[str]:
+    key = slice_service_key(eps_slice)
+    return [key] if key else []
 
 
 async def select_proxier(opts: Options) -> Proxier:
@@ -94,38 +112,62 @@ class KubeProxy:
         self.factory = SharedInformerFactory(api)
         self.services: Informer = self.factory.informer_for(SERVICES)
         self.slices: Informer = self.factory.informer_for(ENDPOINTSLICES)
-        for informer in (self.services, self.slices):
-            informer.add_handler(self._on_add, self._on_update, self._on_delete)
+        self.services.add_index(SERVICE_KEY_INDEX, _service_keys)
+        self.slices.add_index(SERVICE_KEY_INDEX, _slice_keys)
+        for informer, keys in ((self.services, _service_keys), (self.slices, _slice_keys)):
+            informer.add_handler(*self._handlers(keys))
         self.runner = SyncRunner(self._sync, period=opts.sync_period,
                                  min_interval=opts.min_sync_period)
         self.health = HealthState(mode=proxier.mode)
+        self.snapshots = SnapshotBuilder()
         self.last_snapshot: Snapshot | None = None
+        self._dirty: set[str] = set()  # service keys changed since the last snapshot
         self._skipped: dict[str, str] = {}
 
     # --- events -------------------------------------------------------------------------------
 
-    def _changed(self) -> None:
+    def _changed(self, keys: list[str]) -> None:
+        self._dirty.update(keys)
         if self.health.pending_since is None:
             self.health.pending_since = time.time()
         self.runner.request()
 
-    def _on_add(self, _: Obj) -> None:
-        self._changed()
+    def _handlers(self, keys: Callable[[Obj], list[str]]
+                  ) -> tuple[Callable[[Obj], None], Callable[[Obj, Obj], None],
+                             Callable[[Obj], None]]:
+        """Event handlers marking the Services an object belongs to (a slice whose label
+        changed: the old and the new one) as changed."""
 
-    def _on_update(self, old: Obj, new: Obj) -> None:
-        if (old.get("metadata") or {}).get("resourceVersion") != \
-                (new.get("metadata") or {}).get("resourceVersion"):
-            self._changed()
+        def on_add(obj: Obj) -> None:
+            self._changed(keys(obj))
 
-    def _on_delete(self, _: Obj) -> None:
-        self._changed()
+        def on_update(old: Obj, new: Obj) -> None:
+            if (old.get("metadata") or {}).get("resourceVersion") != \
+                    (new.get("metadata") or {}).get("resourceVersion"):
+                self._changed(keys(old) + keys(new))
+
+        def on_delete(obj: Obj) -> None:
+            self._changed(keys(obj))
+
+        return on_add, on_update, on_delete
 
     # --- sync ---------------------------------------------------------------------------------
 
+    def _snapshot(self, full: bool) -> Snapshot:
+        """A full sync rebuilds the snapshot from every cached object; a partial one
+        recomputes only the Services events named since the last snapshot."""
+        dirty, self._dirty = self._dirty, set()
+        if full or self.snapshots.snapshot is None:
+            return self.snapshots.rebuild(self.services.store.list(), self.slices.store.list())
+        return self.snapshots.update(
+            (key, next(iter(self.services.store.by_index(SERVICE_KEY_INDEX, key)), None),
+             self.slices.store.by_index(SERVICE_KEY_INDEX, key))
+            for key in sorted(dirty))
+
     async def _sync(self, full: bool) -> None:
         pending, self.health.pending_since = self.health.pending_since, None
-        snapshot = build_snapshot(self.services.store.list(), self.slices.store.list())
         try:
+            snapshot = self._snapshot(full)
             await self.proxier.sync(snapshot, full)
         except BaseException:
             if self.health.pending_since is None:
@@ -133,8 +175,11 @@ class KubeProxy:
             raise
         for key, what in describe_changes(self.last_snapshot, snapshot):
             log.info("service=%s %s", key, what)
-        for key, reason in snapshot.skipped.items():
-            if self._skipped.get(key) != reason:
+        changed = snapshot.changed_services_since(
+            self.last_snapshot.generation if self.last_snapshot else None)
+        for key in snapshot.skipped if changed is None else sorted(changed):
+            reason = snapshot.skipped.get(key)
+            if reason and self._skipped.get(key) != reason:
                 log.info("skipping service=%s reason=%s", key, reason)
         self._skipped = dict(snapshot.skipped)
         self.last_snapshot = snapshot

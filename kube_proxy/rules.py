@@ -33,11 +33,21 @@ rewrite and to delete relative to what was applied last; `full_sync` rewrites ev
 deletes our chains that exist in the kernel but are no longer wanted. `RulesetDiff.restore`
 renders `iptables-restore --noflush` input: declaring a chain creates or flushes it, so
 chains not mentioned keep their rules.
+
+Each service port's rules depend on nothing but its `ServicePort`, its usable endpoints and
+the `ProxyConfig`: `service_port_rules` makes them as a `PortRules` (its own KUBE-EXT, KUBE-SVC
+and KUBE-SEP chains, and its lines in the four shared chains). `build_ruleset` is the static
+chains, then every service port's pieces in sorted order, then the NodePorts jump.
+`RuleCache` keeps the pieces: `rebuild` regenerates all of them (a full sync), `update`
+regenerates only the service ports it is given whose inputs differ, reassembles a shared
+chain only when a piece of it changed, and returns the same diff as `diff_rulesets` of two
+full generations would, in the same order.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -177,12 +187,60 @@ class Ruleset:
     def add(self, table: str, name: str, *parts: str) -> None:
         self.chain(table, name).append(" ".join(["-A", name, *[p for p in parts if p]]))
 
+    def merge(self, piece: PortRules) -> None:
+        """Append a service port's rules: its lines to the shared chains, its chains."""
+        for key, lines in piece.shared.items():
+            self.chains[key].extend(lines)
+        for (table, name), lines in piece.chains.items():
+            self.chain(table, name, owner=piece.owner).extend(lines)
+
     def frozen(self) -> dict[ChainKey, tuple[str, ...]]:
         return {key: tuple(rules) for key, rules in self.chains.items()}
 
 
+# The chains every service port may add lines to, in the order a ruleset declares them.
+SHARED_CHAINS: tuple[ChainKey, ...] = ((NAT, KUBE_SERVICES), (NAT, KUBE_NODEPORTS),
+                                       (FILTER, KUBE_SERVICES), (FILTER, KUBE_EXTERNAL_SERVICES))
+
+
+@dataclass(frozen=True)
+class PortRules:
+    """One service port's part of the ruleset."""
+
+    owner: str  # the service port, for logs
+    # Its own chains (KUBE-EXT, KUBE-SVC, KUBE-SEP...), in the order a ruleset declares them.
+    chains: Mapping[ChainKey, tuple[str, ...]] = field(default_factory=dict)
+    # Its lines in SHARED_CHAINS (only the chains it has lines in).
+    shared: Mapping[ChainKey, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def rule_count(self) -> int:
+        return sum(map(len, self.chains.values())) + sum(map(len, self.shared.values()))
+
+
+def service_port_rules(sp: ServicePort, endpoints: Sequence[Endpoint],
+                       config: ProxyConfig) -> PortRules:
+    """The rules of one service port with its usable endpoints."""
+    rs = Ruleset()
+    _service_rules(rs, sp, endpoints, config)
+    shared = {key: tuple(lines) for key, lines in rs.chains.items()
+              if key in SHARED_CHAINS and lines}
+    own = {key: tuple(lines) for key, lines in rs.chains.items() if key not in SHARED_CHAINS}
+    return PortRules(str(sp.name), own, shared)
+
+
 def build_ruleset(snapshot: Snapshot, config: ProxyConfig) -> Ruleset:
     """The whole content of our chains for `snapshot` (deterministic: services sorted)."""
+    rs = _static_rules(config)
+    for name in sorted(snapshot.services):
+        rs.merge(service_port_rules(snapshot.services[name], snapshot.usable_endpoints(name),
+                                    config))
+    _add_tail_rules(rs, config)
+    return rs
+
+
+def _static_rules(config: ProxyConfig) -> Ruleset:
+    """Every base chain, with the rules that do not depend on any service."""
     rs = Ruleset()
     for table, chains in BASE_CHAINS.items():
         for chain in chains:
@@ -204,10 +262,11 @@ def build_ruleset(snapshot: Snapshot, config: ProxyConfig) -> Ruleset:
         rs.add(FILTER, KUBE_FIREWALL, "! -s 127.0.0.0/8 -d 127.0.0.0/8",
                comment("block incoming localnet connections"),
                "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT", "-j DROP")
+    return rs
 
-    for name in sorted(snapshot.services):
-        _service_rules(rs, snapshot.services[name], snapshot.usable_endpoints(name), config)
 
+def _add_tail_rules(rs: Ruleset, config: ProxyConfig) -> None:
+    """What comes after every service's rules: the jump to KUBE-NODEPORTS, last."""
     if config.nodeport_ips is not None:
         for ip in config.nodeport_ips:
             rs.add(NAT, KUBE_SERVICES, comment(NODEPORTS_COMMENT), f"-d {ip}",
@@ -215,7 +274,6 @@ def build_ruleset(snapshot: Snapshot, config: ProxyConfig) -> Ruleset:
     else:
         rs.add(NAT, KUBE_SERVICES, comment(NODEPORTS_COMMENT), "-m addrtype --dst-type LOCAL",
                f"-j {KUBE_NODEPORTS}")
-    return rs
 
 
 def _service_rules(rs: Ruleset, sp: ServicePort, endpoints: Sequence[Endpoint],
@@ -342,6 +400,128 @@ def diff_rulesets(new: Mapping[ChainKey, Sequence[str]],
              if tuple(applied.get(key, ())) != tuple(rules) or key not in applied}
     delete = tuple(key for key in applied if key not in new)
     return RulesetDiff(write, delete)
+
+
+@dataclass(frozen=True)
+class _Cached:
+    """A service port's rules, with what they were generated from."""
+
+    port: ServicePort
+    endpoints: tuple[Endpoint, ...]
+    rules: PortRules
+
+
+_NO_RULES = PortRules("")
+
+
+class RuleCache:
+    """`build_ruleset`, kept up to date per service port.
+
+    `chains` is always what `build_ruleset(snapshot, config).frozen()` gives for the last
+    snapshot passed in, except for the order of its keys; `ordered()` has that order too.
+    """
+
+    def __init__(self) -> None:
+        self.config: ProxyConfig | None = None
+        self.chains: dict[ChainKey, tuple[str, ...]] = {}
+        self.rule_count = 0  # every line of every chain
+        self._static: dict[ChainKey, tuple[str, ...]] = {}  # a base chain's leading lines
+        self._tail: dict[ChainKey, tuple[str, ...]] = {}  # its trailing lines
+        self._ports: dict[ServicePortName, _Cached] = {}
+        self._order: list[ServicePortName] = []  # sorted, as build_ruleset orders them
+
+    def rebuild(self, snapshot: Snapshot, config: ProxyConfig) -> dict[ChainKey, tuple[str, ...]]:
+        """Regenerate every service port's rules (nothing cached is used): the whole
+        ruleset, equal to `build_ruleset(snapshot, config).frozen()` and in its order."""
+        self.config = config
+        rs = _static_rules(config)
+        self._static = rs.frozen()
+        tail = Ruleset({key: [] for key in rs.chains})
+        _add_tail_rules(tail, config)
+        self._tail = {key: tuple(lines) for key, lines in tail.chains.items() if lines}
+        self._order = sorted(snapshot.services)
+        self._ports = {}
+        for name in self._order:
+            sp = snapshot.services[name]
+            endpoints = tuple(snapshot.usable_endpoints(name))
+            cached = _Cached(sp, endpoints, service_port_rules(sp, endpoints, config))
+            self._ports[name] = cached
+            rs.merge(cached.rules)
+        for key, lines in self._tail.items():
+            rs.chains[key].extend(lines)
+        self.chains = rs.frozen()
+        self.rule_count = sum(map(len, self.chains.values()))
+        return dict(self.chains)
+
+    def ordered(self) -> dict[ChainKey, tuple[str, ...]]:
+        """`chains` in build_ruleset's order (assembled from the cached pieces)."""
+        out = {key: self.chains[key] for key in self._static}
+        for name in self._order:
+            for key in self._ports[name].rules.chains:
+                out[key] = self.chains[key]
+        return out
+
+    def update(self, snapshot: Snapshot, candidates: Iterable[ServicePortName] | None = None
+               ) -> RulesetDiff:
+        """Bring the rules to `snapshot`, regenerating only the service ports among
+        `candidates` (None: every one) whose ServicePort or usable endpoints changed, and
+        return what changed: `diff_rulesets(build_ruleset(snapshot), previous ruleset)`,
+        chains and order alike. A service port not among `candidates` must be unchanged."""
+        if self.config is None:
+            raise RuntimeError("RuleCache.update before the first rebuild")
+        if candidates is None:
+            candidates = set(snapshot.services) | set(self._ports)
+        own_writes: dict[ChainKey, tuple[str, ...]] = {}
+        deletes: list[ChainKey] = []
+        touched: set[ChainKey] = set()
+        for name in sorted(candidates):
+            old = self._ports.get(name)
+            sp = snapshot.services.get(name)
+            new: _Cached | None = None
+            if sp is not None:
+                endpoints = tuple(snapshot.usable_endpoints(name))
+                if old is not None and old.port == sp and old.endpoints == endpoints:
+                    continue
+                new = _Cached(sp, endpoints, service_port_rules(sp, endpoints, self.config))
+            elif old is None:
+                continue
+            before = old.rules if old is not None else _NO_RULES
+            after = new.rules if new is not None else _NO_RULES
+            touched.update(key for key in SHARED_CHAINS
+                           if before.shared.get(key, ()) != after.shared.get(key, ()))
+            for key, lines in after.chains.items():
+                if self.chains.get(key) != lines:
+                    own_writes[key] = lines
+                    self.chains[key] = lines
+            for key in before.chains:
+                if key not in after.chains:
+                    deletes.append(key)
+                    del self.chains[key]
+            self.rule_count += after.rule_count - before.rule_count
+            if new is None:
+                del self._ports[name]
+                del self._order[bisect.bisect_left(self._order, name)]
+            else:
+                if old is None:
+                    bisect.insort(self._order, name)
+                self._ports[name] = new
+        writes: dict[ChainKey, tuple[str, ...]] = {}
+        for key in SHARED_CHAINS:  # they come before every service's chains
+            if key in touched:
+                lines = self._assemble(key)
+                if lines != self.chains[key]:
+                    writes[key] = self.chains[key] = lines
+        writes.update(own_writes)
+        return RulesetDiff(writes, tuple(deletes))
+
+    def _assemble(self, key: ChainKey) -> tuple[str, ...]:
+        """A shared chain from its leading lines, every service port's, its trailing ones."""
+        lines = list(self._static.get(key, ()))
+        ports = self._ports
+        for name in self._order:
+            lines.extend(ports[name].rules.shared.get(key, ()))
+        lines.extend(self._tail.get(key, ()))
+        return tuple(lines)
 
 
 def full_sync(new: Mapping[ChainKey, Sequence[str]], existing: Iterable[ChainKey]) -> RulesetDiff:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("kube_proxy.runner")
 
-COALESCE_DELAY = 0.05  # seconds to wait for more events of the same burst
+COALESCE_DELAY = 0.01  # seconds to wait for more events of the same burst
 RETRY_DELAY = 1.0  # after a failed sync (the retry is a full sync)
 
 SyncFunc = Callable[[bool], Awaitable[None]]  # sync(full); raises on failure

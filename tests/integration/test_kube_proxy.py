@@ -20,9 +20,11 @@ stopped in a fixture teardown, every wait is bounded, and traffic stays inside t
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -499,6 +501,60 @@ async def test_iptables_mode_clusterip_nodeport_udp_and_endpoint_changes(
                      "the endpoint to come back")
     assert proxy.stop() == 0
     await api.delete(SERVICES, "web", ns)
+
+
+def our_rules(netns: NetNS) -> dict[tuple[str, str], list[str]]:
+    """Every KUBE-* chain of nat and filter in the namespace's kernel, with its rules."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for table in ("nat", "filter"):
+        for line in netns.exec("iptables-save", "-t", table).stdout.splitlines():
+            if line.startswith(":KUBE-"):
+                out.setdefault((table, line[1:].split()[0]), [])
+            elif line.startswith("-A KUBE-"):
+                out.setdefault((table, line.split()[1]), []).append(line)
+    return out
+
+
+SYNCED = re.compile(r"synced full=(\w+) chains_written=(\d+) chains_deleted=(\d+)")
+
+
+async def test_partial_syncs_leave_the_rules_a_full_sync_makes(
+        api: ApiClient, ns: str, netns: NetNS, proxies: Proxies) -> None:
+    """Endpoint changes of one Service among several are partial syncs writing a few chains;
+    afterwards the kernel holds exactly what a full sync of the same objects writes."""
+    proxy = proxies.start("-v", "4")
+    for name in ("s1", "s2", "s3"):
+        await make_service(api, ns, name, type="NodePort" if name == "s2" else "ClusterIP")
+        await put_slice(api, ns, name, {BACKENDS[0]: True})
+
+    def applied(since: int, service: str, eps: str) -> bool:
+        """kube-proxy logged (after a sync) the service port with these endpoints."""
+        return any(msg.startswith(f"service={ns}/{service}:http ") and
+                   msg.endswith(f"endpoints=[{eps}]")
+                   for msg in (ln.split(": ", 1)[-1] for ln in proxy.log[since:].splitlines()))
+
+    for name in ("s1", "s2", "s3"):
+        await eventually(functools.partial(applied, 0, name, f"{BACKENDS[0]}:8080"),
+                         f"{name} programmed")
+    for ready in ({BACKENDS[0]: True, BACKENDS[1]: True}, {BACKENDS[1]: True}, {},
+                  {BACKENDS[0]: False, BACKENDS[1]: True}):
+        since = len(proxy.log)
+        await put_slice(api, ns, "s2", ready)
+        eps = ",".join(f"{ip}:8080" for ip, ok in ready.items() if ok)
+        await eventually(functools.partial(applied, since, "s2", eps),
+                         f"kube-proxy to apply endpoints=[{eps}]")
+    syncs = [(m.group(1) == "True", int(m.group(2)), int(m.group(3)))
+             for m in SYNCED.finditer(proxy.log)]
+    full_written = max(written for full, written, _ in syncs if full)
+    partial = [(written, deleted) for full, written, deleted in syncs if not full]
+    assert len(partial) >= 4 and all(w < full_written for w, _ in partial), syncs
+    after_partial = our_rules(netns)
+    assert proxy.stop(signal.SIGKILL) != 0  # leaves its rules
+
+    fresh = proxies.start("-v", "4")
+    await fresh.wait_log("synced full=True")
+    assert our_rules(netns) == after_partial
+    assert fresh.stop() == 0
 
 
 async def test_session_affinity_client_ip(api: ApiClient, ns: str, netns: NetNS,
