@@ -344,33 +344,9 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
                             sub: str) -> web.StreamResponse:
     method = request.method
     res = store.resource
-    if sub == "status":
-        if method == "GET":
-            return json_response(await store.get(ns, name))
-        if method == "PUT":
-            body = await read_object(request, res.kind)
-            obj, _ = await store.update(ns, name, body, dry_run=dry_run(request),
-                                        subresource="status",
-                                        field_validation=field_validation(request))
-            return json_response(obj)
-        if method == "PATCH":
-            body = decode_body(await read_body(request), JSON)
-            obj = await store.patch(ns, name, patch_type_of(request), body,
-                                    dry_run=dry_run(request), subresource="status",
-                                    field_validation=field_validation(request))
-            return json_response(obj)
-    elif sub == "scale":
-        if method == "GET":
-            return json_response(await subresources.get_scale(store, ns or "", name))
-        if method in ("PUT", "PATCH"):
-            patch = None
-            body = decode_body(await read_body(request), JSON)
-            if method == "PATCH":
-                patch = (patch_type_of(request), body)
-            return json_response(await subresources.update_scale(
-                store, ns or "", name, body, patch, dry_run(request)))
-    elif sub == "ephemeralcontainers":
-        # The pod, written only in spec.ephemeralContainers (strategy PodStrategy).
+    if sub in ("status", "ephemeralcontainers"):
+        # The object, written only in the part the subresource owns (status, or a pod's
+        # spec.ephemeralContainers): the strategy decides which.
         if method == "GET":
             return json_response(await store.get(ns, name))
         if method == "PUT":
@@ -385,6 +361,16 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
                                     dry_run=dry_run(request), subresource=sub,
                                     field_validation=field_validation(request))
             return json_response(obj)
+    elif sub == "scale":
+        if method == "GET":
+            return json_response(await subresources.get_scale(store, ns or "", name))
+        if method in ("PUT", "PATCH"):
+            patch = None
+            body = decode_body(await read_body(request), JSON)
+            if method == "PATCH":
+                patch = (patch_type_of(request), body)
+            return json_response(await subresources.update_scale(
+                store, ns or "", name, body, patch, dry_run(request)))
     elif sub == "binding" and method == "POST":
         body = await read_object(request, "Binding")
         return json_response(await subresources.bind_pod(store, ns or "", name, body), 201)

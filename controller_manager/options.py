@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass, field
 
 from api.durations import parse_duration
+from api.flags import parse_bool
 
 ALL_CONTROLLERS = ("replicaset", "deployment", "daemonset", "job", "nodelifecycle",
                    "endpointslice", "endpoints", "serviceaccount", "namespace",
@@ -25,20 +26,12 @@ class Options:
     identity: str = ""
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
-
-
 def parse_args(argv: list[str] | None, prog: str = "kubelite controller-manager") -> Options:
     p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--kubeconfig", default=None)
     p.add_argument("--controllers", default="*",
                    help="comma-separated controllers to run; * for all, -name to disable one")
-    p.add_argument("--leader-elect", type=_bool, default=True, nargs="?", const=True)
+    p.add_argument("--leader-elect", type=parse_bool, default=True, nargs="?", const=True)
     p.add_argument("--leader-elect-lease-duration", default="15s")
     p.add_argument("--leader-elect-renew-deadline", default="10s")
     p.add_argument("--leader-elect-retry-period", default="2s")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from api.durations import parse_duration
+from api.flags import parse_bool
 from kube_proxy import netif
 
 MODES = ("iptables", "userspace")
@@ -48,14 +49,6 @@ class Options:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
 
 
 def _duration(text: str) -> float:
@@ -105,11 +98,11 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite proxy") -> Options:
     p.add_argument("--nodeport-addresses", type=_cidrs, default=[],
                    help="comma-separated CIDRs: serve NodePorts only on local addresses in "
                    "them (default: every local address)")
-    p.add_argument("--iptables-localhost-nodeports", dest="localhost_nodeports", type=_bool,
+    p.add_argument("--iptables-localhost-nodeports", dest="localhost_nodeports", type=parse_bool,
                    nargs="?", const=True, default=True,
                    help="iptables mode: NodePorts also answer on 127.0.0.1 (sets "
                         "route_localnet; default true)")
-    p.add_argument("--masquerade-all", type=_bool, nargs="?", const=True, default=False,
+    p.add_argument("--masquerade-all", type=parse_bool, nargs="?", const=True, default=False,
                    help="masquerade all traffic to ClusterIPs")
     p.add_argument("--iptables-masquerade-bit", type=int, default=14,
                    help="the fwmark bit marking packets to masquerade (default 14: 0x4000)")
@@ -119,7 +112,7 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite proxy") -> Options:
                    type=_duration, default=0.0,
                    help="minimum time between syncs (default 0: changes apply at once, "
                    "bursts are coalesced over 50ms)")
-    p.add_argument("--cleanup", type=_bool, nargs="?", const=True, default=False,
+    p.add_argument("--cleanup", type=parse_bool, nargs="?", const=True, default=False,
                    help="remove every rule and interface kube-proxy made, then exit")
     p.add_argument("--healthz-bind-address", default="",
                    help="ip[:port] for the /healthz server (default: none)")

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass
 
 from api.durations import parse_duration
+from api.flags import parse_bool
 
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
 
@@ -24,14 +25,6 @@ class Options:
     verbosity: int = 0
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
-
-
 def _percentage(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 100:
@@ -43,7 +36,7 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite scheduler") -> Opti
     p = argparse.ArgumentParser(prog=prog, description="kubelite scheduler (kube-scheduler "
                                 "flags)")
     p.add_argument("--kubeconfig", default=None)
-    p.add_argument("--leader-elect", type=_bool, default=True, nargs="?", const=True)
+    p.add_argument("--leader-elect", type=parse_bool, default=True, nargs="?", const=True)
     p.add_argument("--leader-elect-lease-duration", type=parse_duration, default=15.0)
     p.add_argument("--leader-elect-renew-deadline", type=parse_duration, default=10.0)
     p.add_argument("--leader-elect-retry-period", type=parse_duration, default=2.0)

@@ -19,12 +19,10 @@ import pytest
 from api import errors
 from api.meta import now_rfc3339_micro
 from api.resources import CATALOGUE
-from client.kubeconfig import load_kubeconfig
 from client.rest import ApiClient
 from controller_manager import job as job_controller
 from controller_manager.app import run_controllers
 from controller_manager.options import Options
-from tests.conftest import ApiServer
 
 pytestmark = pytest.mark.asyncio
 
@@ -47,12 +45,6 @@ DEFAULT_DS_TOLERATIONS = {
 
 
 # --- fixtures and helpers -------------------------------------------------------------------
-
-@pytest.fixture
-async def api(apiserver: ApiServer) -> AsyncIterator[ApiClient]:
-    async with ApiClient(load_kubeconfig(apiserver.kubeconfig), component="test") as client:
-        yield client
-
 
 @pytest.fixture
 async def ns(api: ApiClient) -> str:

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 import pytest
 
 from api.resources import CATALOGUE, Resource
-from client.kubeconfig import load_kubeconfig
 from client.rest import ApiClient
 from dns.addon import manifests
 from dns.wire import Message, Question, Rcode, RRType, decode, normalize
@@ -136,12 +135,6 @@ def dns(apiserver: ApiServer, upstream: FakeUpstream,
         yield proc
     finally:
         stop_process(proc.proc)
-
-
-@pytest.fixture
-async def api(apiserver: ApiServer) -> AsyncIterator[ApiClient]:
-    async with ApiClient(load_kubeconfig(apiserver.kubeconfig), component="test") as client:
-        yield client
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -378,12 +378,6 @@ def proxies(netns: NetNS, tmp_path: Path) -> Iterator[Proxies]:
 
 
 # --- API objects -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def api(apiserver: ApiServer) -> AsyncIterator[ApiClient]:
-    async with ApiClient(load_kubeconfig(apiserver.kubeconfig), component="test") as client:
-        yield client
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from api import errors
 from api.meta import now_rfc3339
 from api.resources import CATALOGUE
 from client.informer import Informer, meta_key
-from client.kubeconfig import load_kubeconfig
 from client.rest import ApiClient
 from controller_manager.app import run_controllers
 from controller_manager.deployment import template_hash
@@ -46,12 +45,6 @@ T = TypeVar("T")
 
 
 # --- fixtures and helpers --------------------------------------------------------------------
-
-
-@pytest.fixture
-async def api(apiserver: ApiServer) -> AsyncIterator[ApiClient]:
-    async with ApiClient(load_kubeconfig(apiserver.kubeconfig), component="test") as client:
-        yield client
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 
 from api import errors
 from api.resources import CATALOGUE, Resource
-from client.kubeconfig import load_kubeconfig
 from client.rest import ApiClient
 from controller_manager.app import run_controllers
 from controller_manager.options import Options
@@ -47,12 +46,6 @@ SECRETS = _res("secrets")
 SERVICEACCOUNTS = _res("serviceaccounts")
 
 WAIT = 15.0
-
-
-@pytest.fixture
-async def api(apiserver: ApiServer) -> AsyncIterator[ApiClient]:
-    async with ApiClient(load_kubeconfig(apiserver.kubeconfig), component="test") as client:
-        yield client
 
 
 @pytest.fixture
