@@ -70,9 +70,15 @@ def _subresource_entry(r: Resource, sub: str) -> dict[str, Any]:
         "finalize": ["update"],
         "log": ["get"],
         "exec": ["create", "get"],
+        "attach": ["create", "get"],
+        "ephemeralcontainers": ["get", "patch", "update"],
+        "proxy": ["create", "delete", "get", "patch", "update"],
     }.get(sub, ["get"])
-    if sub == "exec":
-        entry["kind"] = "PodExecOptions"
+    # As upstream's discovery: the options kinds of the streaming and proxy subresources.
+    options_kind = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                    "proxy": f"{r.kind}ProxyOptions"}.get(sub)
+    if options_kind:
+        entry["kind"] = options_kind
     return entry
 
 

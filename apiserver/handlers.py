@@ -64,6 +64,9 @@ def parse_target(group: str, version: str, parts: list[str]) -> Target:
         if candidate is not None and candidate.namespaced:
             namespace, parts = parts[1], parts[2:]
     resource = CATALOGUE.lookup(group, version, parts[0])
+    if resource is not None and len(parts) > 3 and parts[2] == "proxy" \
+            and "proxy" in resource.subresources:
+        parts = parts[:3]  # the rest is the path to proxy to (httpproxy reads it)
     if resource is None or len(parts) > 3:
         raise errors.resource_not_found()
     name = parts[1] if len(parts) > 1 else None
@@ -380,6 +383,9 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
     elif sub == "eviction" and method == "POST":
         body = await read_object(request, "Eviction")
         return json_response(await subresources.evict_pod(store, ns or "", name, body), 201)
+    elif sub == "proxy":
+        from apiserver.httpproxy import serve_http_proxy
+        return await serve_http_proxy(request, store, ns or "", name)
     elif sub in ("log", "exec", "attach") and method in ("GET", "POST"):
         from apiserver.proxy import serve_pod_stream
         return await serve_pod_stream(request, store, ns or "", name, sub)

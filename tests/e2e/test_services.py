@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -193,6 +194,41 @@ def test_nodeport_answers_from_the_host(svc_cluster: Cluster, ns: str) -> None:
                           f"NodePort {port} on {node} ({node_ip})") in names
     # And on localhost, as upstream's iptables mode (route_localnet).
     assert wait_until(lambda: get("127.0.0.1"), 20, f"NodePort {port} on 127.0.0.1") in names
+
+
+def test_apiserver_proxies_to_pods_and_services(svc_cluster: Cluster, ns: str) -> None:
+    """pods/proxy and services/proxy (what `kubectl proxy` users open): through the
+    apiserver to a pod's port, or to a ready endpoint of a Service's port."""
+    c = svc_cluster
+    apply(c, ns, web_deployment(2), service("web"),
+          {**service("empty"), "spec": {"selector": {"app": "nothing"},
+                                        "ports": [{"port": 80}]}})
+    names = {p["metadata"]["name"] for p in ready_web_pods(c, ns, 2)}
+    base = f"{c.server}/api/v1/namespaces/{ns}"
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(base + path, timeout=10) as resp:
+                return resp.status, resp.read().decode().strip()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def ok(path: str) -> str | None:
+        code, body = get(path)
+        return body if code == 200 else None
+
+    for path in ("/services/web:http/proxy/", "/services/web/proxy/index.html",
+                 "/services/http:web:80/proxy/"):
+        body = wait_until(lambda path=path: ok(path), 20, f"an answer through {path}")
+        assert body in names, (path, body)
+    pod = min(names)
+    assert get(f"/pods/{pod}:8080/proxy/") == (200, pod)
+    assert get(f"/pods/{pod}:http/proxy/") == (200, pod)  # a named container port
+    code, body = get("/services/empty/proxy/")
+    assert code == 503 and 'no endpoints available for service \\"empty\\"' in body, body
+    # kubectl reaches it too.
+    out = c.kubectl("get", "--raw", f"/api/v1/namespaces/{ns}/services/web:http/proxy/")
+    assert out.stdout.strip() in names
 
 
 def nslookup_addresses(text: str) -> set[str]:
