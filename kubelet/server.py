@@ -607,9 +607,17 @@ async def _pump_output(ws: web.WebSocketResponse, session: DockerStream,
 async def _pump_input(ws: web.WebSocketResponse, session: DockerStream, opts: ExecOptions,
                       protocol: str) -> None:
     async for msg in ws:
-        if msg.type != WSMsgType.BINARY or not msg.data:
+        if msg.type == WSMsgType.TEXT:
+            # Clients may send a channel message as a text frame (the official Python
+            # client does for str input); upstream reads both frame types alike.
+            raw = msg.data.encode()
+        elif msg.type == WSMsgType.BINARY:
+            raw = msg.data
+        else:
             continue
-        channel, data = msg.data[0], msg.data[1:]
+        if not raw:
+            continue
+        channel, data = raw[0], raw[1:]
         if channel == STDIN and opts.stdin:
             await session.write_stdin(data)
         elif channel == RESIZE and opts.tty:

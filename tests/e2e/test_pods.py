@@ -457,6 +457,34 @@ def test_kubectl_debug_runs_an_ephemeral_container(nodes_cluster: Cluster, ns: s
     assert [e["name"] for e in done["spec"]["ephemeralContainers"]] == ["dbg"]
 
 
+def test_official_client_exec(nodes_cluster: Cluster, ns: str) -> None:
+    """The official Python client's exec (v4 channels; its str stdin goes in text frames)."""
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    c = nodes_cluster
+    apply(c, ns, bare_pod("shell", container("c", ["sleep", "3600"])))
+    wait_pod(c, ns, "shell", lambda p: phase(p) == "Running", 60, "Running")
+    api = client.CoreV1Api(config.new_client_from_config(str(c.kubeconfig)))
+    out = stream(api.connect_get_namespaced_pod_exec, "shell", ns,
+                 command=["sh", "-c", "echo out; hostname"], stderr=True, stdin=False,
+                 stdout=True, tty=False)
+    assert out == "out\nshell\n"
+    session = stream(api.connect_get_namespaced_pod_exec, "shell", ns, command=["cat"],
+                     stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+    try:
+        session.write_stdin("ping\n")
+        echoed = ""
+        deadline = time.monotonic() + 10
+        while "ping" not in echoed and time.monotonic() < deadline:
+            session.update(timeout=1)
+            if session.peek_stdout():
+                echoed += session.read_stdout()
+    finally:
+        session.close()
+    assert echoed == "ping\n"
+
+
 def test_whole_restart_readopts_running_containers(nodes_cluster: Cluster, ns: str) -> None:
     c = nodes_cluster
     apply(c, ns, bare_pod("survivor", container("main", HTTPD), terminationGracePeriodSeconds=1))
