@@ -72,7 +72,7 @@ RESOURCES: tuple[Resource, ...] = (
              ("create", "delete", "get", "list", "patch", "update", "watch")),
     Resource("", "v1", "Pod", "pods", True, ("po",), (_ALL,),
              ("status", "binding", "log", "exec", "attach", "eviction", "ephemeralcontainers",
-              "proxy")),
+              "proxy", "portforward")),
     Resource("", "v1", "Node", "nodes", False, ("no",), (), ("status",)),
     Resource("", "v1", "Service", "services", True, ("svc",), (_ALL,), ("status", "proxy"),
              ("create", "delete", "deletecollection", "get", "list", "patch", "update",

@@ -71,11 +71,13 @@ def _subresource_entry(r: Resource, sub: str) -> dict[str, Any]:
         "log": ["get"],
         "exec": ["create", "get"],
         "attach": ["create", "get"],
+        "portforward": ["create", "get"],
         "ephemeralcontainers": ["get", "patch", "update"],
         "proxy": ["create", "delete", "get", "patch", "update"],
     }.get(sub, ["get"])
     # As upstream's discovery: the options kinds of the streaming and proxy subresources.
     options_kind = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                    "portforward": "PodPortForwardOptions",
                     "proxy": f"{r.kind}ProxyOptions"}.get(sub)
     if options_kind:
         entry["kind"] = options_kind

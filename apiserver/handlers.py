@@ -386,7 +386,7 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
     elif sub == "proxy":
         from apiserver.httpproxy import serve_http_proxy
         return await serve_http_proxy(request, store, ns or "", name)
-    elif sub in ("log", "exec", "attach") and method in ("GET", "POST"):
+    elif sub in ("log", "exec", "attach", "portforward") and method in ("GET", "POST"):
         from apiserver.proxy import serve_pod_stream
         return await serve_pod_stream(request, store, ns or "", name, sub)
     raise errors.MethodNotAllowed("the server does not allow this method on the requested "

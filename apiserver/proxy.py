@@ -13,6 +13,8 @@ and relays:
   objects with its status code (400 BadRequest, 404 NotFound, ...).
 - `GET|POST pods/<name>/exec` → `/exec/<ns>/<pod>/<container>?command=..&input=1&output=1..`.
 - `GET|POST pods/<name>/attach` → `/attach/<ns>/<pod>/<container>?input=1&output=1&tty=1..`.
+- `GET|POST pods/<name>/portforward?ports=..` → `/portForward/<ns>/<pod>?port=..` (the
+  WebSocket port-forward protocol; kubectl's SPDY is refused, as for exec).
   A WebSocket upgrade is relayed message by message: the kubelet is dialled first with the
   subprotocols the client offered (`v5.channel.k8s.io`, `v4.channel.k8s.io`), and the client's
   upgrade is then answered with the one the kubelet chose, so both legs speak the same
@@ -71,15 +73,17 @@ class KubeletTarget:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def url(self, kind: str, params: Iterable[tuple[str, str]] = ()) -> str:
-        path = "/".join(quote(part, safe="") for part in (self.namespace, self.pod,
-                                                           self.container))
+        # portForward is per pod (upstream's kubelet path has no container).
+        parts = (self.namespace, self.pod) if kind == "portForward" else \
+            (self.namespace, self.pod, self.container)
+        path = "/".join(quote(part, safe="") for part in parts)
         query = urlencode(list(params))
         return f"http://{self.hostport}/{kind}/{path}" + (f"?{query}" if query else "")
 
 
 async def serve_pod_stream(request: web.Request, store: Store, namespace: str, name: str,
                            sub: str) -> web.StreamResponse:
-    """The `log`, `exec` and `attach` subresources of pods."""
+    """The `log`, `exec`, `attach` and `portforward` subresources of pods."""
     if sub == "log":
         if request.method != "GET":
             raise errors.MethodNotAllowed("the server does not allow this method on the "
@@ -87,6 +91,15 @@ async def serve_pod_stream(request: web.Request, store: Store, namespace: str, n
         params = log_params(request.query, name)
         target = await locate(request, store, namespace, name, request.query.get("container"))
         return await proxy_log(request, target, params)
+    if sub == "portforward":
+        # v1.PodPortForwardOptions: `ports`, repeated or comma-separated.
+        ports = [p.strip() for value in request.query.getall("ports", [])
+                 for p in value.split(",") if p.strip()]
+        pod = await store.get(namespace, name)
+        target = await locate(request, store, namespace, name, container_names(pod)[0]
+                              if container_names(pod) else None)
+        return await proxy_exec(request, target, [("port", p) for p in ports],
+                                kind="portForward")
     params = exec_params(request.query)
     if sub == "attach":
         # v1.PodAttachOptions: the streams of the container's own process, no command.

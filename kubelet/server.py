@@ -814,9 +814,9 @@ async def _serve_stream(request: web.Request, opts: ExecOptions, kind: str,
     ready = ws.can_prepare(request)
     if not ready.ok:
         # Also what SPDY (kubectl's fallback) gets: kubelite streams over WebSocket only.
-        raise HTTPError(400, f"Upgrade request required: kubelite's kubelet streams {kind} "
-                             f"over WebSocket ({', '.join(STREAM_PROTOCOLS)}); SPDY is not "
-                             "supported")
+        # No ": " in the text: kubectl would read "a: b" as a YAML Status and print nothing.
+        raise HTTPError(400, f"upgrade request required - kubelite's kubelet streams {kind} "
+                             f"over WebSocket ({', '.join(STREAM_PROTOCOLS)}) only, not SPDY")
     if ready.protocol not in STREAM_PROTOCOLS:
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         raise HTTPError(400, f"unable to negotiate a remote command protocol: client offered "
@@ -839,6 +839,105 @@ async def _serve_stream(request: web.Request, opts: ExecOptions, kind: str,
     state.sockets.add(ws)
     await run_exec_session(ws, session, opts, ready.protocol, key)
     return ws
+
+
+# --- port forwarding ---------------------------------------------------------------------------
+
+PORT_FORWARD_PROTOCOLS = (STREAM_PROTOCOL_V4,)
+
+
+async def serve_port_forward(request: web.Request) -> web.StreamResponse:
+    """`/portForward/{ns}/{pod}?port=..`: upstream's WebSocket port-forward protocol
+    (`v4.channel.k8s.io`). For the i-th port, channel 2i carries data and 2i+1 errors; each
+    starts with the port number (uint16, little endian). The kubelet dials the pod's IP on
+    the node: every pod address is reachable from here (the VPC bridge)."""
+    state = request.app[SERVER_STATE]
+    ns, name = request.match_info["namespace"], request.match_info["pod"]
+    pod = _find_pod(state.provider, ns, name)
+    if pod is None:
+        raise HTTPError(404, "pod not found")
+    ws = web.WebSocketResponse(protocols=PORT_FORWARD_PROTOCOLS, autoping=True)
+    ready = ws.can_prepare(request)
+    offered = request.headers.get("Sec-WebSocket-Protocol", "").strip()
+    if not ready.ok:
+        # No ": " in the text: kubectl would read "a: b" as a YAML Status and print nothing.
+        raise HTTPError(400, "upgrade request required - kubelite's kubelet forwards ports "
+                             f"over WebSocket ({STREAM_PROTOCOL_V4}) only, not SPDY, so "
+                             "kubectl port-forward cannot use it yet (the official Python "
+                             "client's portforward can)")
+    if offered and ready.protocol not in PORT_FORWARD_PROTOCOLS:
+        # kubectl tunnels SPDY in a WebSocket ("SPDY/3.1+portforward.k8s.io"): not spoken here.
+        raise HTTPError(400, f"unable to negotiate a port-forward protocol: client offered "
+                             f"[{offered}], server supports [{' '.join(PORT_FORWARD_PROTOCOLS)}]")
+    ports: list[int] = []
+    for raw in request.query.getall("port", []):
+        for part in str(raw).split(","):
+            if not part.strip():
+                continue
+            if not part.strip().isdigit() or not 0 < int(part) < 65536:
+                raise HTTPError(400, f'invalid port "{part.strip()}"')
+            ports.append(int(part))
+    if not ports:
+        raise HTTPError(400, "at least one port must be specified")
+    ip = (pod.get("status") or {}).get("podIP")
+    if not ip:
+        raise HTTPError(500, f"pod {ns}/{name} has no IP address")
+    connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = []
+    errors_: list[str] = []
+    for port in ports:
+        try:
+            connections.append(await asyncio.wait_for(asyncio.open_connection(ip, port), 10))
+            errors_.append("")
+        except (OSError, TimeoutError) as e:
+            connections.append(None)
+            errors_.append(f"error forwarding port {port} to pod {name}: {e}")
+    await ws.prepare(request)
+    state.sockets.add(ws)
+    key = f"{ns}/{name}"
+    log.info("port-forward %s: ports %s", key, ports)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for i, port in enumerate(ports):
+            head = port.to_bytes(2, "little")
+            await ws.send_bytes(bytes([2 * i]) + head)
+            await ws.send_bytes(bytes([2 * i + 1]) + head)
+            if errors_[i]:
+                await ws.send_bytes(bytes([2 * i + 1]) + errors_[i].encode())
+            conn = connections[i]
+            if conn is not None:
+                tasks.append(asyncio.create_task(_forward_out(ws, conn[0], 2 * i),
+                                                 name=f"port-forward-out:{key}:{port}"))
+        writers = {2 * i: c[1] for i, c in enumerate(connections) if c is not None}
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                raw = msg.data
+            elif msg.type == WSMsgType.TEXT:
+                raw = msg.data.encode()
+            else:
+                continue
+            if raw and raw[0] in writers:
+                writer = writers[raw[0]]
+                writer.write(raw[1:])
+                await writer.drain()
+    except ConnectionError:
+        pass  # the pod's side went away
+    finally:
+        for t in tasks:
+            t.cancel()
+        for conn in connections:
+            if conn is not None:
+                conn[1].close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return ws
+
+
+async def _forward_out(ws: web.WebSocketResponse, reader: asyncio.StreamReader,
+                       channel: int) -> None:
+    """The pod's bytes to the client on `channel`; the client's socket closes when the pod
+    closes the connection."""
+    while data := await reader.read(READ_CHUNK):
+        await ws.send_bytes(bytes([channel]) + data)
+    await ws.close()
 
 
 # --- stats ------------------------------------------------------------------------------------
@@ -956,6 +1055,9 @@ def create_kubelet_server(provider: KubeletProvider, *,
     app.router.add_get("/pods", serve_pods)
     app.router.add_get("/pods/", serve_pods)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", serve_container_logs)
+    for path in ("/portForward/{namespace}/{pod}", "/portForward/{namespace}/{pod}/{uid}"):
+        app.router.add_get(path, serve_port_forward)
+        app.router.add_post(path, serve_port_forward)
     for kind, handler in (("exec", serve_exec), ("attach", serve_attach)):
         for path in (f"/{kind}/{{namespace}}/{{pod}}/{{container}}",
                      f"/{kind}/{{namespace}}/{{pod}}/{{uid}}/{{container}}"):

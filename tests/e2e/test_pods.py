@@ -485,6 +485,37 @@ def test_official_client_exec(nodes_cluster: Cluster, ns: str) -> None:
     assert echoed == "ping\n"
 
 
+def test_port_forward(nodes_cluster: Cluster, ns: str) -> None:
+    """pods/portforward in the WebSocket protocol with the official Python client; kubectl's
+    SPDY-only port-forward gets a clear refusal rather than a hang."""
+    from kubernetes import client, config
+    from kubernetes.stream import portforward
+
+    c = nodes_cluster
+    apply(c, ns, bare_pod("server", container("httpd", HTTPD)))
+    wait_pod(c, ns, "server", lambda p: phase(p) == "Running", 60, "Running")
+    api = client.CoreV1Api(config.new_client_from_config(str(c.kubeconfig)))
+
+    def fetch() -> bytes | None:
+        pf = portforward(api.connect_get_namespaced_pod_portforward, "server", ns,
+                         ports="8080")
+        sock = pf.socket(8080)
+        sock.setblocking(True)
+        sock.settimeout(10)
+        sock.sendall(b"GET / HTTP/1.0\r\nHost: server\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+        sock.close()
+        return data or None
+
+    reply = wait_until(fetch, 20, "an answer through the port-forward")
+    assert reply.startswith(b"HTTP/1.") and b"kubelite busybox image" in reply, reply
+    refused = c.kubectl("port-forward", "-n", ns, "server", "0:8080", check=False, timeout=30)
+    assert refused.returncode != 0
+    assert "forwards ports over WebSocket (v4.channel.k8s.io) only, not SPDY" in refused.stderr
+
+
 def test_whole_restart_readopts_running_containers(nodes_cluster: Cluster, ns: str) -> None:
     c = nodes_cluster
     apply(c, ns, bare_pod("survivor", container("main", HTTPD), terminationGracePeriodSeconds=1))
