@@ -95,9 +95,7 @@ async def serve_pod_stream(request: web.Request, store: Store, namespace: str, n
         # v1.PodPortForwardOptions: `ports`, repeated or comma-separated.
         ports = [p.strip() for value in request.query.getall("ports", [])
                  for p in value.split(",") if p.strip()]
-        pod = await store.get(namespace, name)
-        target = await locate(request, store, namespace, name, container_names(pod)[0]
-                              if container_names(pod) else None)
+        target = await locate(request, store, namespace, name, None, any_container=True)
         return await proxy_exec(request, target, [("port", p) for p in ports],
                                 kind="portForward")
     params = exec_params(request.query)
@@ -158,9 +156,14 @@ def kubelet_endpoint(node: Obj) -> tuple[str, int]:
 
 
 async def locate(request: web.Request, store: Store, namespace: str, name: str,
-                 container: str | None) -> KubeletTarget:
+                 container: str | None, *, any_container: bool = False) -> KubeletTarget:
+    """The kubelet serving the pod's container (`any_container`: the pod itself, as for
+    port-forward, which names no container)."""
     pod = await store.get(namespace, name)
-    container = validate_container(pod, container)
+    if any_container and container is None:
+        container = next(iter(container_names(pod)), "")
+    else:
+        container = validate_container(pod, container)
     node_name = (pod.get("spec") or {}).get("nodeName")
     if not node_name:
         raise errors.BadRequest(f'pod "{name}" does not have a host assigned')

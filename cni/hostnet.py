@@ -210,13 +210,17 @@ def ensure_forward_rule(bridge: str) -> bool:
     iptables = shutil.which("iptables")
     if iptables is None or not _bridge_nf_active():
         return False
+    return _ensure_rule(iptables, "filter", _rule(bridge))
+
+
+def _ensure_rule(iptables: str, table: str, rule: list[str]) -> bool:
+    """Insert `rule` (chain first) unless `-C` finds it; True if it was inserted."""
     try:
-        _run([iptables, "-w", "5", "-C", *_rule(bridge)])
+        _run([iptables, "-w", "5", "-t", table, "-C", *rule])
         return False
     except NetlinkError:
-        pass
-    _run([iptables, "-w", "5", "-I", *_rule(bridge)])
-    return True
+        _run([iptables, "-w", "5", "-t", table, "-I", *rule])
+        return True
 
 
 def remove_forward_rules(bridge: str) -> int:
@@ -260,14 +264,8 @@ def ensure_egress(bridge: str, gateway_cidr: str) -> bool:
     with contextlib.suppress(OSError):
         if forwarding.read_text().strip() != "1":
             forwarding.write_text("1\n")
-    added = False
-    for table, rule in _egress_rules(bridge, cidr):
-        try:
-            _run([iptables, "-w", "5", "-t", table, "-C", *rule])
-        except NetlinkError:
-            _run([iptables, "-w", "5", "-t", table, "-I", *rule])
-            added = True
-    return added
+    added = [_ensure_rule(iptables, table, rule) for table, rule in _egress_rules(bridge, cidr)]
+    return any(added)
 
 
 def remove_egress_rules(bridge: str) -> int:

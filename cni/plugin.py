@@ -251,9 +251,6 @@ class IpamdClient:
     def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
 
-    def close(self) -> None:
-        pass  # one connection per call
-
     def _call(self, method: str, fields: tuple[str, ...], values: dict[str, str],
               reply: ipamdwire.Schema) -> IpamdReply:
         raw = unary_grpc.unary_call(f"unix:{self.socket_path}", self.SERVICE + method,
@@ -394,17 +391,14 @@ def run(environ: Mapping[str, str], stdin: str) -> tuple[int, dict[str, Any] | N
         if env.command == "CHECK" and version in ("0.3.0", "0.3.1"):
             raise CniError(ERR_INCOMPATIBLE_VERSION, "incompatible CNI version",
                            "CHECK needs cniVersion 0.4.0 or later")
-        ipamd = IpamdClient(conf.ipamd_socket)
-        try:
-            if env.command == "ADD":
-                return 0, cmd_add(env, conf, ipamd)
-            if env.command == "DEL":
-                cmd_del(env, conf, ipamd)
-            else:
-                cmd_check(env, conf, ipamd)
-            return 0, None
-        finally:
-            ipamd.close()
+        ipamd = IpamdClient(conf.ipamd_socket)  # one connection per call: nothing to close
+        if env.command == "ADD":
+            return 0, cmd_add(env, conf, ipamd)
+        if env.command == "DEL":
+            cmd_del(env, conf, ipamd)
+        else:
+            cmd_check(env, conf, ipamd)
+        return 0, None
     except CniError as e:
         log.error("%s", e)
         return 1, error_result(version, e)

@@ -42,13 +42,14 @@ import os
 import re
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Protocol
 
 import grpc
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from multidict import MultiMapping
 
 from kubelet.runtime.client import RuntimeClient, rpc_code
@@ -415,7 +416,7 @@ def parse_exec_options(query: MultiMapping[str], *, command: bool = True) -> Exe
     return ExecOptions(argv, stdin, stdout, stderr, tty)
 
 
-class DockerStream:
+class DockerStream(ABC):
     """A process's streams through dockerd, on a hijacked connection (`Upgrade: tcp`): what
     we write is its stdin (half-closing it closes stdin), what we read is its output — one
     raw stream with a TTY, Docker's multiplexed frames without. Exec'd processes and a
@@ -488,12 +489,13 @@ class DockerStream:
         finally:
             writer.close()
 
+    @abstractmethod
     async def resize(self, width: int, height: int) -> None:
-        raise NotImplementedError
+        """Set the terminal size."""
 
+    @abstractmethod
     async def final_status(self) -> Obj:
         """The metav1.Status for the error channel once the output has ended."""
-        raise NotImplementedError
 
     def close(self) -> None:
         self._writer.close()
@@ -595,6 +597,17 @@ def exec_status(code: int, command: Sequence[str]) -> Obj:
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
 
 
+def channel_message(msg: WSMessage) -> bytes | None:
+    """A channel-protocol message's bytes (channel byte first), or None for control frames.
+    Clients may send one as a text frame (the official Python client does for str input);
+    upstream reads both frame types alike."""
+    if msg.type == WSMsgType.BINARY:
+        return bytes(msg.data)
+    if msg.type == WSMsgType.TEXT:
+        return str(msg.data).encode()
+    return None
+
+
 async def _pump_output(ws: web.WebSocketResponse, session: DockerStream,
                        opts: ExecOptions) -> None:
     async for stream, data in session.output():
@@ -607,14 +620,7 @@ async def _pump_output(ws: web.WebSocketResponse, session: DockerStream,
 async def _pump_input(ws: web.WebSocketResponse, session: DockerStream, opts: ExecOptions,
                       protocol: str) -> None:
     async for msg in ws:
-        if msg.type == WSMsgType.TEXT:
-            # Clients may send a channel message as a text frame (the official Python
-            # client does for str input); upstream reads both frame types alike.
-            raw = msg.data.encode()
-        elif msg.type == WSMsgType.BINARY:
-            raw = msg.data
-        else:
-            continue
+        raw = channel_message(msg)
         if not raw:
             continue
         channel, data = raw[0], raw[1:]
@@ -909,15 +915,10 @@ async def serve_port_forward(request: web.Request) -> web.StreamResponse:
                                                  name=f"port-forward-out:{key}:{port}"))
         writers = {2 * i: c[1] for i, c in enumerate(connections) if c is not None}
         async for msg in ws:
-            if msg.type == WSMsgType.BINARY:
-                raw = msg.data
-            elif msg.type == WSMsgType.TEXT:
-                raw = msg.data.encode()
-            else:
-                continue
-            if raw and raw[0] in writers:
-                writer = writers[raw[0]]
-                writer.write(raw[1:])
+            frame = channel_message(msg)
+            if frame and frame[0] in writers:
+                writer = writers[frame[0]]
+                writer.write(frame[1:])
                 await writer.drain()
     except ConnectionError:
         pass  # the pod's side went away

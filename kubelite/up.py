@@ -54,8 +54,6 @@ from kubelet.network import (
 log = logging.getLogger("kubelite.up")
 
 DNS_SERVICE_IP = "10.96.0.10"  # the service range's tenth address, as kubeadm
-PLURALS = {"Deployment": "deployments", "Service": "services", "ServiceAccount":
-           "serviceaccounts", "ConfigMap": "configmaps"}
 
 
 @dataclass
@@ -283,7 +281,8 @@ class Supervisor:
         a = self.args
         async with ApiClient(load_kubeconfig(kubeconfig), component="kubelite-up") as api:
             for obj in dns_addon.manifests(a.cluster_dns, cluster_domain=a.cluster_domain):
-                res = CATALOGUE.require(PLURALS[obj["kind"]])
+                res = CATALOGUE.by_kind(obj["apiVersion"], obj["kind"])
+                assert res is not None, obj["kind"]
                 md = obj["metadata"]
                 try:
                     await api.create(res, obj, md.get("namespace"))

@@ -50,8 +50,8 @@ class ContainerListCache:
         self._generation += 1
         self._cached = None
 
-    async def list(self, labels: Iterable[str] = (), ids: Iterable[str] = (),
-                   states: Iterable[str] = ()) -> list[Obj]:
+    async def matching(self, labels: Iterable[str] = (), ids: Iterable[str] = (),
+                       states: Iterable[str] = ()) -> list[Obj]:
         labels, ids, states = list(labels), list(ids), list(states)
         return [c for c in await self._all() if matches(c, labels, ids, states)]
 

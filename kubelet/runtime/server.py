@@ -831,7 +831,7 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
         checkpoint.save(self.root_dir)
 
     async def _sandbox_containers(self, sandbox_id: str) -> list[Obj]:
-        return await self.containers.list(self._owned_filter(
+        return await self.containers.matching(self._owned_filter(
             CONTAINER_TYPE_CONTAINER, f"{SANDBOX_ID_LABEL}={sandbox_id}"))
 
     async def _stop_sandbox(self, sandbox_id: str) -> None:
@@ -932,10 +932,10 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
     async def ListPodSandbox(self, request: api.ListPodSandboxRequest,
                              context: grpc.aio.ServicerContext) -> api.ListPodSandboxResponse:
         f = request.filter
-        labels = self._owned_filter(
+        wanted = self._owned_filter(
             CONTAINER_TYPE_SANDBOX, *(f"{k}={v}" for k, v in f.label_selector.items()))
         items = []
-        for c in await self.containers.list(labels, ids=[f.id] if f.id else []):
+        for c in await self.containers.matching(wanted, ids=[f.id] if f.id else []):
             try:
                 metadata = parse_sandbox_name((c.get("Names") or [""])[0])
             except ValueError:
@@ -1096,7 +1096,7 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
         if f.pod_sandbox_id:
             extra.append(f"{SANDBOX_ID_LABEL}={f.pod_sandbox_id}")
         containers = []
-        for c in await self.containers.list(self._owned_filter(CONTAINER_TYPE_CONTAINER, *extra),
+        for c in await self.containers.matching(self._owned_filter(CONTAINER_TYPE_CONTAINER, *extra),
                                             ids=[f.id] if f.id else []):
             try:
                 metadata = parse_container_name((c.get("Names") or [""])[0])
@@ -1267,7 +1267,7 @@ class DockerRuntimeService(api_grpc.RuntimeServiceServicer, api_grpc.ImageServic
         extra = [f"{k}={v}" for k, v in f.label_selector.items()]
         if f.pod_sandbox_id:
             extra.append(f"{SANDBOX_ID_LABEL}={f.pod_sandbox_id}")
-        containers = await self.containers.list(
+        containers = await self.containers.matching(
             self._owned_filter(CONTAINER_TYPE_CONTAINER, *extra), ids=[f.id] if f.id else [],
             states=["running"])
 

@@ -32,6 +32,7 @@ class Cluster:
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
         if KUBECTL is None:
+            print("\nskipping: kubectl is not installed (optional tool)")
             pytest.skip("kubectl is not installed (optional tool): skipping kubectl tests")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         result = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,

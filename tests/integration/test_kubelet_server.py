@@ -185,6 +185,7 @@ def node_object(name: str, port: int) -> Obj:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def cluster(apiserver: ApiServer) -> AsyncIterator[Cluster]:
     if KUBECTL is None:
+        print("SKIP: kubectl is not installed (optional tool)")
         pytest.skip("kubectl is not installed")
     docker = DockerClient(DOCKER_SOCKET)
     if not await docker.ping():

@@ -41,22 +41,22 @@ async def test_concurrent_callers_share_one_request() -> None:
     docker = Docker()
     docker.gate = asyncio.Event()
     cache = ContainerListCache(docker.list, ttl=10)
-    tasks = [asyncio.create_task(cache.list(["type=sandbox"])) for _ in range(5)]
+    tasks = [asyncio.create_task(cache.matching(["type=sandbox"])) for _ in range(5)]
     await asyncio.sleep(0)
     docker.gate.set()
     results = await asyncio.gather(*tasks)
     assert docker.calls == 1
     assert all(r == [A] for r in results)
-    assert await cache.list() == [A] and docker.calls == 1  # within ttl
+    assert await cache.matching() == [A] and docker.calls == 1  # within ttl
 
 
 async def test_change_forces_a_fresh_listing() -> None:
     docker = Docker()
     cache = ContainerListCache(docker.list, ttl=10)
-    assert await cache.list() == [A]
+    assert await cache.matching() == [A]
     docker.items = [A, B]
     cache.invalidate()
-    assert await cache.list() == [A, B]
+    assert await cache.matching() == [A, B]
     assert docker.calls == 2
 
 
@@ -64,23 +64,23 @@ async def test_listing_started_before_a_change_is_not_reused() -> None:
     docker = Docker()
     docker.gate = asyncio.Event()
     cache = ContainerListCache(docker.list, ttl=10)
-    early = asyncio.create_task(cache.list())
+    early = asyncio.create_task(cache.matching())
     await asyncio.sleep(0)
     docker.items = [A, B]  # created while the first listing is in flight...
     cache.invalidate()     # ...and reported
     docker.gate.set()
     assert await early == [A]
-    assert await cache.list() == [A, B]
+    assert await cache.matching() == [A, B]
     assert docker.calls == 2
 
 
 async def test_expires_after_ttl() -> None:
     docker = Docker()
     cache = ContainerListCache(docker.list, ttl=0.05)
-    await cache.list()
+    await cache.matching()
     docker.items = [B]
     await asyncio.sleep(0.08)
-    assert await cache.list() == [B]
+    assert await cache.matching() == [B]
 
 
 async def test_errors_reach_every_caller_and_are_not_cached() -> None:
@@ -93,8 +93,8 @@ async def test_errors_reach_every_caller_and_are_not_cached() -> None:
         raise ConnectionError("dockerd went away")
 
     cache = ContainerListCache(failing, ttl=10)
-    results = await asyncio.gather(cache.list(), cache.list(), return_exceptions=True)
+    results = await asyncio.gather(cache.matching(), cache.matching(), return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
     with pytest.raises(ConnectionError):
-        await cache.list()
+        await cache.matching()
     assert calls == 2
