@@ -218,8 +218,8 @@ def _default_pod(pod: Obj) -> None:
     # Fields upstream defaults only on Pods (SetDefaults_Pod) or fills in admission, so that
     # they never appear in the templates of controllers.
     _default(spec, "enableServiceLinks", True)
-    if spec.get("serviceAccountName") in (None, ""):
-        spec["serviceAccountName"] = spec["serviceAccount"] = "default"
+    # serviceAccountName is the ServiceAccount admission plugin's (apiserver/auth/
+    # sa_admission.py), as upstream: static pods and their mirrors must stay without one.
     if spec.get("priority") is None:
         class_name = spec.get("priorityClassName")
         if class_name in (None, ""):
@@ -489,6 +489,23 @@ def _default_endpointslice(obj: Obj) -> None:
         _default(port, "protocol", "TCP")
 
 
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+# SetDefaults_Subject: users and groups live in the RBAC group, service accounts in core.
+_SUBJECT_GROUPS = {"User": _RBAC_GROUP, "Group": _RBAC_GROUP, "ServiceAccount": ""}
+
+
+def _default_rbac_binding(obj: Obj) -> None:
+    """SetDefaults_RoleBinding / _ClusterRoleBinding and SetDefaults_Subject (rbac/v1)."""
+    role_ref = _dict(obj, "roleRef")
+    if role_ref is not None:
+        _default_str(role_ref, "apiGroup", _RBAC_GROUP)
+    for subject in _dicts(obj, "subjects"):
+        kind = subject.get("kind")
+        group = _SUBJECT_GROUPS.get(kind) if isinstance(kind, str) else None
+        if group is not None:
+            _default_str(subject, "apiGroup", group)
+
+
 _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "pods": _default_pod,
     "deployments": _default_deployment,
@@ -501,6 +518,8 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "nodes": _default_node,
     "endpoints": _default_endpoints,
     "endpointslices": _default_endpointslice,
+    "rolebindings": _default_rbac_binding,
+    "clusterrolebindings": _default_rbac_binding,
 }
 
 

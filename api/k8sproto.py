@@ -414,6 +414,19 @@ KINDS: dict[str, tuple[str | None, str]] = {
     "Scale": ("autoscaling/v1", "autoscaling.Scale"),
     "TokenRequest": ("authentication.k8s.io/v1", "authentication.TokenRequest"),
     "DeleteOptions": (None, "meta.DeleteOptions"),
+    "Role": ("rbac.authorization.k8s.io/v1", "rbac.Role"),
+    "ClusterRole": ("rbac.authorization.k8s.io/v1", "rbac.ClusterRole"),
+    "RoleBinding": ("rbac.authorization.k8s.io/v1", "rbac.RoleBinding"),
+    "ClusterRoleBinding": ("rbac.authorization.k8s.io/v1", "rbac.RoleBinding"),
+    "TokenReview": ("authentication.k8s.io/v1", "authentication.TokenReview"),
+    "SelfSubjectReview": ("authentication.k8s.io/v1", "authentication.SelfSubjectReview"),
+    "SubjectAccessReview": ("authorization.k8s.io/v1", "authorization.SubjectAccessReview"),
+    "LocalSubjectAccessReview": ("authorization.k8s.io/v1",
+                                 "authorization.SubjectAccessReview"),
+    "SelfSubjectAccessReview": ("authorization.k8s.io/v1",
+                                "authorization.SelfSubjectAccessReview"),
+    "SelfSubjectRulesReview": ("authorization.k8s.io/v1",
+                               "authorization.SelfSubjectRulesReview"),
 }
 
 # message -> {field number: (JSON name, type)}, from upstream 1.32's generated.proto (numbers,
@@ -1357,6 +1370,60 @@ SCHEMA: dict[str, dict[int, tuple[str, str]]] = {
     "policy.Eviction": {
         1: ("metadata", "meta.ObjectMeta"), 2: ("deleteOptions", "meta.DeleteOptions"),
     },
+    # RBAC (kubectl create role|clusterrole|rolebinding|clusterrolebinding send these).
+    "rbac.PolicyRule": {
+        1: ("verbs", "[]string"), 2: ("apiGroups", "[]string"), 3: ("resources", "[]string"),
+        4: ("resourceNames", "[]string"), 5: ("nonResourceURLs", "[]string"),
+    },
+    "rbac.Role": {1: ("metadata", "meta.ObjectMeta"), 2: ("rules", "[]rbac.PolicyRule")},
+    "rbac.AggregationRule": {1: ("clusterRoleSelectors", "[]meta.LabelSelector")},
+    "rbac.ClusterRole": {
+        1: ("metadata", "meta.ObjectMeta"), 2: ("rules", "[]rbac.PolicyRule"),
+        3: ("aggregationRule", "rbac.AggregationRule"),
+    },
+    "rbac.Subject": {
+        1: ("kind", "string"), 2: ("apiGroup", "string?"), 3: ("name", "string"),
+        4: ("namespace", "string?"),
+    },
+    "rbac.RoleRef": {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")},
+    "rbac.RoleBinding": {
+        1: ("metadata", "meta.ObjectMeta"), 2: ("subjects", "[]rbac.Subject"),
+        3: ("roleRef", "rbac.RoleRef"),
+    },
+    # The reviews (kubectl auth can-i / whoami send these); status is the server's to fill.
+    "authentication.TokenReview": {
+        1: ("metadata", "meta.ObjectMeta"), 2: ("spec", "authentication.TokenReviewSpec"),
+    },
+    "authentication.TokenReviewSpec": {1: ("token", "string?"), 2: ("audiences", "[]string")},
+    "authentication.SelfSubjectReview": {1: ("metadata", "meta.ObjectMeta")},
+    "authorization.ResourceAttributes": {
+        1: ("namespace", "string?"), 2: ("verb", "string?"), 3: ("group", "string?"),
+        4: ("version", "string?"), 5: ("resource", "string?"), 6: ("subresource", "string?"),
+        7: ("name", "string?"),
+    },
+    "authorization.NonResourceAttributes": {1: ("path", "string?"), 2: ("verb", "string?")},
+    "authorization.SubjectAccessReview": {
+        1: ("metadata", "meta.ObjectMeta"),
+        2: ("spec", "authorization.SubjectAccessReviewSpec"),
+    },
+    "authorization.SubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "authorization.ResourceAttributes"),
+        2: ("nonResourceAttributes", "authorization.NonResourceAttributes"),
+        3: ("user", "string?"), 4: ("groups", "[]string"), 6: ("uid", "string?"),
+    },
+    "authorization.SelfSubjectAccessReview": {
+        1: ("metadata", "meta.ObjectMeta"),
+        2: ("spec", "authorization.SelfSubjectAccessReviewSpec"),
+    },
+    "authorization.SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "authorization.ResourceAttributes"),
+        2: ("nonResourceAttributes", "authorization.NonResourceAttributes"),
+    },
+    "authorization.SelfSubjectRulesReview": {
+        1: ("metadata", "meta.ObjectMeta"),
+        2: ("spec", "authorization.SelfSubjectRulesReviewSpec"),
+    },
+    "authorization.SelfSubjectRulesReviewSpec": {1: ("namespace", "string?")},
 }
 
 _COMPILED: dict[str, dict[int, _Field]] = {

@@ -293,13 +293,17 @@ _SCHEMA: dict[str, dict[str, _Field]] = {
 # their spec is "a pod template" and their status "conditions by type".
 for _kind in ("Deployment", "ReplicaSet", "DaemonSet", "Job"):
     _SCHEMA[_kind] = {**_META, "spec": _obj("WorkloadSpec"), "status": _obj("WorkloadStatus")}
-# Kinds whose only patch metadata is in their ObjectMeta.
-for _kind in ("ConfigMap", "Secret", "Endpoints", "EndpointSlice", "Event", "Lease"):
+# Kinds whose only patch metadata is in their ObjectMeta (RBAC's rules, subjects and
+# clusterRoleSelectors are atomic lists upstream: a patch replaces them).
+_RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+for _kind in ("ConfigMap", "Secret", "Endpoints", "EndpointSlice", "Event", "Lease",
+              *_RBAC_KINDS):
     _SCHEMA[_kind] = dict(_META)
 
 STRATEGIC_MERGE_KINDS = frozenset({
     "Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job", "Service", "Node", "Namespace",
     "ConfigMap", "Secret", "ServiceAccount", "Endpoints", "EndpointSlice", "Event", "Lease",
+    *_RBAC_KINDS,
 })
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+REVIEW_VERBS = ("create",)
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class Resource:
     subresources: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ALL_VERBS
     singular: str = field(default="")
+
+    @property
+    def stored(self) -> bool:
+        """False for the reviews: answered from the request, nothing kept in etcd."""
+        return "get" in self.verbs
 
     @property
     def group_version(self) -> str:
@@ -80,7 +86,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",), (), (), singular="endpoints"),
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     Resource("", "v1", "Secret", "secrets", True),
-    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), ("token",)),
     Resource("", "v1", "Event", "events", True, ("ev",)),
     Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), (_ALL,),
              ("status", "scale")),
@@ -90,6 +96,24 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("batch", "v1", "Job", "jobs", True, (), (_ALL,), ("status",)),
     Resource("coordination.k8s.io", "v1", "Lease", "leases", True),
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
+             False),
+    Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
+    Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
+    # Reviews: create-only, answered from the request and never stored (REVIEW_VERBS).
+    Resource("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False,
+             verbs=REVIEW_VERBS),
+    Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False,
+             verbs=REVIEW_VERBS),
+    Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews",
+             False, verbs=REVIEW_VERBS),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
+             "selfsubjectaccessreviews", False, verbs=REVIEW_VERBS),
+    Resource("authorization.k8s.io", "v1", "LocalSubjectAccessReview",
+             "localsubjectaccessreviews", True, verbs=REVIEW_VERBS),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+             False, verbs=REVIEW_VERBS),
 )
 
 # Subresources that are served as their own kind.
@@ -98,6 +122,7 @@ SUBRESOURCE_KINDS: dict[str, tuple[str, str]] = {
     "scale": ("autoscaling/v1", "Scale"),
     "binding": ("v1", "Binding"),
     "eviction": ("policy/v1", "Eviction"),
+    "token": ("authentication.k8s.io/v1", "TokenRequest"),
 }
 
 

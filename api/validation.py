@@ -2324,6 +2324,147 @@ def _validate_endpoints(errs: Errs, obj: Obj) -> None:
 
 
 # ============================================================================================
+# RBAC (pkg/apis/rbac/validation): roles, cluster roles and their bindings.
+# ============================================================================================
+
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+_SUBJECT_KINDS = ("ServiceAccount", "User", "Group")
+
+
+def path_segment_name_errors(value: str) -> list[str]:
+    """IsValidPathSegmentName: RBAC names only have to be usable in a URL path."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in value]
+
+
+def _go_strings(values: list[str]) -> str:
+    """A []string as Go's %#v prints it, which upstream uses for a bad slice value."""
+    return "[]string{" + ", ".join(json.dumps(v, ensure_ascii=False) for v in values) + "}"
+
+
+def _validate_policy_rule(errs: Errs, rule: Obj, namespaced: bool, path: str) -> None:
+    lists = {key: [v for _, _, v in _strings(errs, _list(errs, rule, key, path),
+                                             _c(path, key))]
+             for key in ("verbs", "apiGroups", "resources", "resourceNames",
+                         "nonResourceURLs")}
+    if not lists["verbs"]:
+        _required(errs, _c(path, "verbs"), "verbs must contain at least one value")
+    urls = lists["nonResourceURLs"]
+    if urls:
+        urls_path = _c(path, "nonResourceURLs")
+        if namespaced:
+            errs.append(field_cause(urls_path, f"Invalid value: {_go_strings(urls)}: "
+                                               "namespaced rules cannot apply to non-resource "
+                                               "URLs"))
+        if lists["apiGroups"] or lists["resources"] or lists["resourceNames"]:
+            errs.append(field_cause(urls_path, f"Invalid value: {_go_strings(urls)}: rules "
+                                               "cannot apply to both regular resources and "
+                                               "non-resource URLs"))
+        return
+    if not lists["apiGroups"]:
+        _required(errs, _c(path, "apiGroups"),
+                  "resource rules must supply at least one api group")
+    if not lists["resources"]:
+        _required(errs, _c(path, "resources"), "resource rules must supply at least one resource")
+    if lists["resourceNames"] and len(lists["resources"]) > 1:
+        _required(errs, _c(path, "resourceNames"),
+                  "resource names cannot apply to multiple resources")
+
+
+def _validate_rules(errs: Errs, obj: Obj, namespaced: bool) -> None:
+    for _, rule_path, rule in _items(errs, _list(errs, obj, "rules", ""), "rules"):
+        _validate_policy_rule(errs, rule, namespaced, rule_path)
+
+
+def _validate_role(errs: Errs, obj: Obj) -> None:
+    _validate_rules(errs, obj, True)
+
+
+def _validate_cluster_role(errs: Errs, obj: Obj) -> None:
+    _validate_rules(errs, obj, False)
+    aggregation = _obj(errs, obj, "aggregationRule", "")
+    if aggregation is None:
+        return
+    path = "aggregationRule.clusterRoleSelectors"
+    selectors = _list(errs, aggregation, "clusterRoleSelectors", "aggregationRule")
+    if not selectors:
+        _required(errs, path,
+                  "at least one clusterRoleSelector required if aggregationRule is non-nil")
+    for _, selector_path, selector in _items(errs, selectors, path):
+        _validate_label_selector(errs, selector, selector_path)
+
+
+def _validate_role_ref(errs: Errs, obj: Obj, kinds: tuple[str, ...]) -> None:
+    ref = _obj(errs, obj, "roleRef", "") or {}
+    group = _str(errs, ref, "apiGroup", "roleRef")
+    if group != _RBAC_GROUP:
+        _not_supported(errs, "roleRef.apiGroup", group or "", (_RBAC_GROUP,))
+    kind = _str(errs, ref, "kind", "roleRef")
+    if kind not in kinds:
+        _not_supported(errs, "roleRef.kind", kind or "", kinds)
+    name = _str(errs, ref, "name", "roleRef")
+    if not name:
+        _required(errs, "roleRef.name")
+    else:
+        _check(errs, "roleRef.name", name, path_segment_name_errors)
+
+
+def _validate_subjects(errs: Errs, obj: Obj, namespaced: bool) -> None:
+    for _, path, subject in _items(errs, _list(errs, obj, "subjects", ""), "subjects"):
+        name = _str(errs, subject, "name", path) or ""
+        group = _str(errs, subject, "apiGroup", path) or ""
+        namespace = _str(errs, subject, "namespace", path) or ""
+        kind = _str(errs, subject, "kind", path) or ""
+        name_path, group_path = _c(path, "name"), _c(path, "apiGroup")
+        if not name:
+            _required(errs, name_path)
+        if kind == "ServiceAccount":
+            if name:
+                _check(errs, name_path, name, dns1123_subdomain_errors)
+            if group:
+                _not_supported(errs, group_path, group, ("",))
+            if not namespaced and not namespace:
+                _required(errs, _c(path, "namespace"))
+        elif kind in ("User", "Group"):
+            if not name:
+                _invalid(errs, name_path, name, f"{kind.lower()} name cannot be empty")
+            if group != _RBAC_GROUP:
+                _not_supported(errs, group_path, group, (_RBAC_GROUP,))
+        else:
+            _not_supported(errs, _c(path, "kind"), kind, _SUBJECT_KINDS)
+
+
+def _validate_role_binding(errs: Errs, obj: Obj) -> None:
+    _validate_role_ref(errs, obj, ("Role", "ClusterRole"))
+    _validate_subjects(errs, obj, True)
+
+
+def _validate_cluster_role_binding(errs: Errs, obj: Obj) -> None:
+    _validate_role_ref(errs, obj, ("ClusterRole",))
+    _validate_subjects(errs, obj, False)
+
+
+def _go_role_ref(ref: Any) -> str:
+    """A RoleRef as %#v prints the internal struct (upstream's "cannot change roleRef")."""
+    ref = _as_dict(ref)
+    fields = ", ".join(f"{go}:{json.dumps(str(ref.get(key) or ''), ensure_ascii=False)}"
+                       for go, key in (("APIGroup", "apiGroup"), ("Kind", "kind"),
+                                       ("Name", "name")))
+    return f"rbac.RoleRef{{{fields}}}"
+
+
+def _validate_binding_update(errs: Errs, obj: Obj, old: Obj) -> None:
+    # A binding's meaning is its roleRef: changing it must be a delete and a create, so
+    # that escalation checks and audit see a new grant.
+    keys = ("apiGroup", "kind", "name")
+    new_ref, old_ref = _as_dict(obj.get("roleRef")), _as_dict(old.get("roleRef"))
+    if any(new_ref.get(k) != old_ref.get(k) for k in keys):
+        errs.append(field_cause("roleRef", f"Invalid value: {_go_role_ref(new_ref)}: "
+                                           "cannot change roleRef"))
+
+
+# ============================================================================================
 # Dispatch.
 # ============================================================================================
 
@@ -2335,6 +2476,10 @@ UpdateValidator = Callable[[Errs, Obj, Obj], None]
 _NAME_RULES: dict[str, Callable[[str], list[str]]] = {
     "namespaces": dns1123_label_errors,
     "services": dns1035_label_errors,
+    "roles": path_segment_name_errors,
+    "clusterroles": path_segment_name_errors,
+    "rolebindings": path_segment_name_errors,
+    "clusterrolebindings": path_segment_name_errors,
 }
 
 _VALIDATORS: dict[str, Validator] = {
@@ -2353,6 +2498,10 @@ _VALIDATORS: dict[str, Validator] = {
     "leases": _validate_lease,
     "endpointslices": _validate_endpointslice,
     "endpoints": _validate_endpoints,
+    "roles": _validate_role,
+    "clusterroles": _validate_cluster_role,
+    "rolebindings": _validate_role_binding,
+    "clusterrolebindings": _validate_cluster_role_binding,
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
@@ -2366,6 +2515,8 @@ _UPDATE_VALIDATORS: dict[str, UpdateValidator] = {
     "secrets": _validate_secret_update,
     "nodes": _validate_node_update,
     "endpointslices": _validate_endpointslice_update,
+    "rolebindings": _validate_binding_update,
+    "clusterrolebindings": _validate_binding_update,
 }
 
 

@@ -42,3 +42,40 @@ def default_toleration_seconds(pod: Obj, not_ready_seconds: int,
             tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
                                 "tolerationSeconds": seconds})
     spec["tolerations"] = tolerations
+
+
+class Admission:
+    """The admission plugins that need to know who asks or to read other objects, run by
+    the Store around every write (upstream's admission chain, in its order): ServiceAccount
+    (mutating: pods run as an account, with its token mounted), then NodeRestriction and
+    RBAC's escalation check (validating). The user comes from `CURRENT_USER`, set by the
+    access filter; internal writes (no user) pass the user-dependent checks."""
+
+    def __init__(self, lookup: Any, escalation: Any = None) -> None:
+        self.lookup = lookup
+        self.escalation = escalation
+
+    async def mutate(self, resource: str, operation: str, obj: Obj) -> None:
+        if resource == "pods" and operation == "CREATE" and isinstance(obj.get("spec"), dict):
+            # (a malformed spec is validation's to report)
+            from apiserver.auth import sa_admission
+            ns = str(obj["metadata"].get("namespace") or "")
+            sa = await self.lookup.get_service_account(ns, sa_admission.service_account_name(obj))
+            sa_admission.admit_pod(obj, sa)
+            # A missing account is not refused here (upstream refuses it): the kubelet's
+            # token request fails until the account exists, and the pod waits for it.
+            if sa is not None or sa_admission.is_mirror_pod(obj):
+                sa_admission.validate_pod_service_account(obj, sa)
+
+    async def validate(self, resource: str, operation: str, subresource: str, namespace: str,
+                       name: str, new: Obj | None, old: Obj | None) -> None:
+        from apiserver.auth import noderestriction
+        from apiserver.auth.context import current_user
+        user = current_user()
+        if user is None:
+            return
+        await noderestriction.admit(user, operation, resource, subresource, namespace, name,
+                                    new, old, self.lookup)
+        if self.escalation is not None and new is not None and not subresource:
+            await self.escalation(user, resource, namespace,
+                                  name if operation != "CREATE" else "", new, old)

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+Obj = dict[str, Any]
+
 import yaml
 from aiohttp import web
 
@@ -270,6 +272,8 @@ async def serve_resource(request: web.Request, group: str, version: str,
     state = request.app[APP_STATE]
     target = parse_target(group, version, parts)
     res = target.resource
+    if not res.stored:
+        return await serve_review(request, target)
     store = state.stores[res.plural]
     method = request.method
     ns = target.namespace
@@ -383,6 +387,8 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
     elif sub == "eviction" and method == "POST":
         body = await read_object(request, "Eviction")
         return json_response(await subresources.evict_pod(store, ns or "", name, body), 201)
+    elif sub == "token" and method == "POST":
+        return json_response(await create_token(request, store, ns or "", name), 201)
     elif sub == "proxy":
         from apiserver.httpproxy import serve_http_proxy
         return await serve_http_proxy(request, store, ns or "", name)
@@ -391,6 +397,45 @@ async def serve_subresource(request: web.Request, store: Store, ns: str | None, 
         return await serve_pod_stream(request, store, ns or "", name, sub)
     raise errors.MethodNotAllowed("the server does not allow this method on the requested "
                                   "resource")
+
+
+async def serve_review(request: web.Request, target: Target) -> web.Response:
+    """POST of a review kind: answered at once, nothing stored (reviews.py)."""
+    from apiserver.auth.filters import ACCESS_CONTROL, REQUEST_USER
+    from apiserver.auth.reviews import review
+    res = target.resource
+    if request.method != "POST" or target.name is not None or \
+            (res.namespaced and target.namespace is None):
+        raise errors.MethodNotAllowed("the server does not allow this method on the "
+                                      "requested resource")
+    control = request.app[ACCESS_CONTROL]
+    body = await read_object(request, res.kind)
+    answer = await review(res, body, target.namespace, request[REQUEST_USER],
+                          control.authenticator, control.authorizer, control.rules)
+    return json_response(answer, 201)
+
+
+async def create_token(request: web.Request, store: Store, ns: str, name: str) -> Obj:
+    """POST serviceaccounts/<name>/token: a TokenRequest answered with a signed token."""
+    from apiserver.auth import noderestriction
+    from apiserver.auth.context import current_user
+    from apiserver.auth.serviceaccount import token_request
+    state = request.app[APP_STATE]
+    if state.token_issuer is None:
+        raise errors.StatusError("the server is not configured to issue tokens "
+                                 "(--service-account-signing-key-file)", code=404,
+                                 reason="NotFound")
+    body = await read_object(request, "TokenRequest")
+    if not isinstance(body, dict):
+        raise errors.BadRequest("the body of a TokenRequest must be an object")
+    await noderestriction.admit(current_user(), "CREATE", "serviceaccounts", "token", ns,
+                                name, body, None, state.lookup)
+    sa = await store.get(ns, name)
+    opts = state.options
+    return await token_request(
+        sa, body, issuer=state.token_issuer, lookup=state.lookup,
+        api_audiences=opts.api_audiences,
+        max_expiration_seconds=int(opts.service_account_max_token_expiration))
 
 
 BOOKMARK_EVERY = 10.0

@@ -35,6 +35,7 @@ COORDINATION = "io.k8s.api.coordination.v1."
 DISCOVERY = "io.k8s.api.discovery.v1."
 AUTOSCALING = "io.k8s.api.autoscaling.v1."
 POLICY = "io.k8s.api.policy.v1."
+RBAC = "io.k8s.api.rbac.v1."
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
@@ -1815,10 +1816,84 @@ def _workload_schemas() -> dict[str, Schema]:
     }
 
 
+def _rbac_schemas() -> dict[str, Schema]:
+    """rbac.authorization.k8s.io/v1: every list is atomic, so apply replaces it whole."""
+    rules = _array(RBAC + "PolicyRule", "The PolicyRules of this role.")
+    subjects = _array(RBAC + "Subject", "The users, groups and service accounts bound.")
+    return {
+        RBAC + "PolicyRule": _object(
+            "What a rule allows: verbs on resources of API groups (optionally only some "
+            "names), or verbs on non-resource URLs.",
+            {
+                "apiGroups": _strings("API groups of the resources; \"\" is the core group "
+                                      "and \"*\" any group."),
+                "nonResourceURLs": _strings("Partial URLs a user may reach, such as /healthz; "
+                                            "a trailing * matches any suffix. Only in "
+                                            "ClusterRoles, and not with resources."),
+                "resourceNames": _strings("Names the rule is restricted to; empty means all."),
+                "resources": _strings("Resources the rule applies to; \"*\" means all, "
+                                      "pods/log a subresource, */scale a subresource of any "
+                                      "resource."),
+                "verbs": _strings("Verbs allowed, such as get or create; \"*\" means all."),
+            },
+            ("verbs",),
+        ),
+        RBAC + "AggregationRule": _object(
+            "How to build a ClusterRole's rules from other ClusterRoles.",
+            {"clusterRoleSelectors": _array(META + "LabelSelector", "Selectors of the "
+                                            "ClusterRoles whose rules are aggregated; the "
+                                            "controller owns the rules if any is given.")},
+        ),
+        RBAC + "RoleRef": _object(
+            "The role a binding grants.",
+            {"apiGroup": _string("Group of the referenced role: rbac.authorization.k8s.io."),
+             "kind": _string("Kind of the referenced role: Role or ClusterRole."),
+             "name": _string("Name of the referenced role.")},
+            ("apiGroup", "kind", "name"),
+            map_type="atomic",
+        ),
+        RBAC + "Subject": _object(
+            "A user, group or service account a binding applies to.",
+            {"apiGroup": _string("\"\" for ServiceAccount; rbac.authorization.k8s.io for "
+                                 "User and Group."),
+             "kind": _string("User, Group or ServiceAccount."),
+             "name": _string("Name of the subject."),
+             "namespace": _string("Namespace of a ServiceAccount subject.")},
+            ("kind", "name"),
+            map_type="atomic",
+        ),
+        RBAC + "Role": _kind(
+            "A namespaced set of PolicyRules, granted by a RoleBinding.",
+            {"rules": rules},
+        ),
+        RBAC + "ClusterRole": _kind(
+            "A cluster-level set of PolicyRules, granted by a RoleBinding (in one namespace) "
+            "or a ClusterRoleBinding (everywhere).",
+            {"aggregationRule": _ref(RBAC + "AggregationRule", "When set, the controller "
+                                     "manages rules as the union of the selected roles."),
+             "rules": rules},
+        ),
+        RBAC + "RoleBinding": _kind(
+            "Grants the permissions of a Role or ClusterRole to subjects within one "
+            "namespace.",
+            {"roleRef": _ref(RBAC + "RoleRef", "A Role in this namespace or a ClusterRole. "
+                             "Immutable."),
+             "subjects": subjects},
+            "roleRef",
+        ),
+        RBAC + "ClusterRoleBinding": _kind(
+            "Grants the permissions of a ClusterRole to subjects cluster-wide.",
+            {"roleRef": _ref(RBAC + "RoleRef", "A ClusterRole. Immutable."),
+             "subjects": subjects},
+            "roleRef",
+        ),
+    }
+
+
 def _schema_table() -> dict[str, Schema]:
     table: dict[str, Schema] = {}
     for part in (_meta_schemas, _container_schemas, _volume_schemas, _scheduling_schemas,
-                 _pod_schemas, _core_schemas, _workload_schemas):
+                 _pod_schemas, _core_schemas, _workload_schemas, _rbac_schemas):
         table.update(part())
     return table
 

@@ -7,6 +7,8 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from api.durations import parse_duration
+from api.flags import parse_bool
+from apiserver.auth.authz import parse_modes
 
 
 @dataclass
@@ -22,6 +24,27 @@ class ApiServerOptions:
     service_cluster_ip_range: str = "10.96.0.0/12"
     service_node_port_range: str = "30000-32767"
     default_unreachable_toleration_seconds: int = 300
+    # Serving and authentication (security.md).
+    tls_cert_file: str = ""
+    tls_private_key_file: str = ""
+    cert_dir: str = ""
+    client_ca_file: str = ""
+    token_auth_file: str = ""
+    anonymous_auth: bool = True
+    authorization_mode: list[str] = field(default_factory=lambda: ["Node", "RBAC"])
+    service_account_key_files: list[str] = field(default_factory=list)
+    service_account_signing_key_file: str = ""
+    service_account_issuer: list[str] = field(default_factory=list)
+    api_audiences: list[str] = field(default_factory=list)
+    service_account_max_token_expiration: float = 0.0
+    etcd_cafile: str = ""
+    etcd_certfile: str = ""
+    etcd_keyfile: str = ""
+    cluster_domain: str = "cluster.local"
+    # The apiserver's client side of the kubelet hop (apiserver/proxy.py).
+    kubelet_client_certificate: str = ""
+    kubelet_client_key: str = ""
+    kubelet_certificate_authority: str = ""
 
 
 def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
@@ -45,8 +68,60 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
                    help="CIDR from which Service ClusterIPs are allocated")
     p.add_argument("--service-node-port-range", default="30000-32767",
                    help="port range for NodePort Services")
+    p.add_argument("--tls-cert-file", default="",
+                   help="serving certificate (PEM); without it a self-signed one is made in "
+                        "--cert-dir, as kube-apiserver does")
+    p.add_argument("--tls-private-key-file", default="")
+    p.add_argument("--cert-dir", default="/var/run/kubernetes",
+                   help="where the self-signed serving certificate goes")
+    p.add_argument("--client-ca-file", default="",
+                   help="CA bundle that signs client certificates (CN = user, O = groups)")
+    p.add_argument("--token-auth-file", default="",
+                   help="static tokens, CSV: token,user,uid,\"group1,group2\"")
+    p.add_argument("--anonymous-auth", default="true",
+                   help="let unauthenticated requests reach /healthz, /livez, /readyz and "
+                        "/version as system:anonymous (default true)")
+    p.add_argument("--authorization-mode", default="Node,RBAC",
+                   help="ordered authorizers: AlwaysAllow, AlwaysDeny, Node, RBAC")
+    p.add_argument("--service-account-key-file", action="append", default=[],
+                   help="PEM public (or private) key that verifies service-account tokens "
+                        "(repeatable)")
+    p.add_argument("--service-account-signing-key-file", default="",
+                   help="PEM private key that signs service-account tokens")
+    p.add_argument("--service-account-issuer", action="append", default=[],
+                   help="the tokens' iss; the first one issues, all are accepted")
+    p.add_argument("--api-audiences", default="",
+                   help="audiences the API accepts in tokens (default: the issuer)")
+    p.add_argument("--service-account-max-token-expiration", default="0",
+                   help="the longest a TokenRequest may ask for (0: no cap), e.g. 48h")
+    p.add_argument("--etcd-cafile", default="")
+    p.add_argument("--etcd-certfile", default="")
+    p.add_argument("--etcd-keyfile", default="")
+    p.add_argument("--kubelet-client-certificate", default="",
+                   help="client certificate the apiserver presents to kubelets")
+    p.add_argument("--kubelet-client-key", default="")
+    p.add_argument("--kubelet-certificate-authority", default="",
+                   help="CA bundle that verifies kubelets' serving certificates (default: "
+                        "the system's trusted CAs)")
+    p.add_argument("--cluster-domain", default="cluster.local",
+                   help="DNS domain of the cluster (for the self-signed certificate's names)")
     p.add_argument("-v", "--v", type=int, default=0, help="log verbosity")
     a = p.parse_args(argv)
+    try:
+        modes = parse_modes(a.authorization_mode)
+        anonymous = parse_bool(a.anonymous_auth)
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        p.error(str(e))
+    if bool(a.tls_cert_file) != bool(a.tls_private_key_file):
+        p.error("--tls-cert-file and --tls-private-key-file go together")
+    if a.service_account_signing_key_file and not a.service_account_issuer:
+        p.error("--service-account-issuer is required with "
+                "--service-account-signing-key-file")
+    if bool(a.kubelet_client_certificate) != bool(a.kubelet_client_key):
+        p.error("--kubelet-client-certificate and --kubelet-client-key go together")
+    etcd_tls = (a.etcd_cafile, a.etcd_certfile, a.etcd_keyfile)
+    if any(etcd_tls) and not all(etcd_tls):
+        p.error("--etcd-cafile, --etcd-certfile and --etcd-keyfile go together")
     return ApiServerOptions(
         etcd_servers=[s.strip() for s in a.etcd_servers.split(",") if s.strip()],
         bind_address=a.bind_address,
@@ -59,6 +134,27 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
         default_unreachable_toleration_seconds=a.default_unreachable_toleration_seconds,
         service_cluster_ip_range=_cidr(p, a.service_cluster_ip_range),
         service_node_port_range=_port_range(p, a.service_node_port_range),
+        tls_cert_file=a.tls_cert_file,
+        tls_private_key_file=a.tls_private_key_file,
+        cert_dir=a.cert_dir,
+        client_ca_file=a.client_ca_file,
+        token_auth_file=a.token_auth_file,
+        anonymous_auth=anonymous,
+        authorization_mode=modes,
+        service_account_key_files=a.service_account_key_file,
+        service_account_signing_key_file=a.service_account_signing_key_file,
+        service_account_issuer=a.service_account_issuer,
+        api_audiences=[x.strip() for x in a.api_audiences.split(",") if x.strip()]
+        or a.service_account_issuer[:1],
+        service_account_max_token_expiration=parse_duration(
+            a.service_account_max_token_expiration),
+        etcd_cafile=a.etcd_cafile,
+        etcd_certfile=a.etcd_certfile,
+        etcd_keyfile=a.etcd_keyfile,
+        cluster_domain=a.cluster_domain,
+        kubelet_client_certificate=a.kubelet_client_certificate,
+        kubelet_client_key=a.kubelet_client_key,
+        kubelet_certificate_authority=a.kubelet_certificate_authority,
     )
 
 

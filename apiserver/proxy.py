@@ -22,15 +22,22 @@ and relays:
   upstream's proxy does — kubectl then tries SPDY, which goes the same way and surfaces the
   kubelet's message (`unable to upgrade connection: container not found ("c")`).
 
-Everything is plain HTTP for now; TLS and the kubelet client certificate come with security.
+The kubelet is dialled over HTTPS only (`kubelet_ssl_context`): the apiserver presents its
+kubelet-client certificate (`--kubelet-client-certificate`/`--kubelet-client-key`, the
+identity the kubelet authorizes on `nodes/proxy`, `nodes/log` ...) and verifies the
+kubelet's serving certificate against `--kubelet-certificate-authority`, including that it
+names the address dialled (the PKI gives each kubelet its node IP and name as SANs). Without
+that flag the system's trusted CAs verify it; upstream would skip verification instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -78,7 +85,7 @@ class KubeletTarget:
             (self.namespace, self.pod, self.container)
         path = "/".join(quote(part, safe="") for part in parts)
         query = urlencode(list(params))
-        return f"http://{self.hostport}/{kind}/{path}" + (f"?{query}" if query else "")
+        return f"https://{self.hostport}/{kind}/{path}" + (f"?{query}" if query else "")
 
 
 async def serve_pod_stream(request: web.Request, store: Store, namespace: str, name: str,
@@ -240,6 +247,27 @@ def exec_params(query: MultiMapping[str]) -> list[tuple[str, str]]:
     return params
 
 
+# --- TLS to the kubelet ---------------------------------------------------------------------------
+
+@functools.cache
+def kubelet_ssl_context(client_certificate: str, client_key: str,
+                        certificate_authority: str) -> ssl.SSLContext:
+    """The apiserver's TLS client context for kubelets, built once per process for its
+    flags: the kubelet-client certificate (none without one) and verification of the
+    kubelet's certificate and hostname against the CA bundle (the system's without one)."""
+    ctx = ssl.create_default_context(cafile=certificate_authority or None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client_certificate:
+        ctx.load_cert_chain(client_certificate, client_key or None)
+    return ctx
+
+
+def kubelet_tls(request: web.Request) -> ssl.SSLContext:
+    opts = request.app[APP_STATE].options
+    return kubelet_ssl_context(opts.kubelet_client_certificate, opts.kubelet_client_key,
+                               opts.kubelet_certificate_authority)
+
+
 # --- relaying ----------------------------------------------------------------------------------
 
 def _session() -> aiohttp.ClientSession:
@@ -253,12 +281,17 @@ def _session() -> aiohttp.ClientSession:
 def _unreachable(method: str, url: str, target: KubeletTarget,
                  e: aiohttp.ClientError) -> errors.StatusError:
     """Upstream's wording when the kubelet cannot be dialled (Go's net/http error)."""
+    verb = method[:1] + method[1:].lower()
+    if isinstance(e, aiohttp.ClientConnectorCertificateError):
+        cert_error = e.certificate_error
+        reason = getattr(cert_error, "verify_message", None) or str(cert_error)
+        return errors.InternalError(f'{verb} "{url}": tls: failed to verify certificate: '
+                                    f"{reason}")
     os_error = getattr(e, "os_error", None)
     if isinstance(os_error, OSError) and os_error.errno:
         reason = os.strerror(os_error.errno).lower()  # asyncio's strerror names the address
     else:
         reason = str(e).lower()
-    verb = method[:1] + method[1:].lower()
     return errors.ServiceUnavailable(f'{verb} "{url}": dial tcp {target.hostport}: connect: '
                                      f"{reason}")
 
@@ -270,6 +303,10 @@ def kubelet_error(status: int, body: bytes) -> errors.StatusError:
         or f"the kubelet answered HTTP {status}"
     if status == 400:
         return errors.BadRequest(text)
+    if status == 401:
+        return errors.Unauthorized(text)
+    if status == 403:
+        return errors.Forbidden(text)
     if status == 404:
         return errors.NotFound(text)
     if status == 422:
@@ -297,7 +334,7 @@ async def proxy_log(request: web.Request, target: KubeletTarget,
     url = target.url("containerLogs", params)
     async with _session() as session:
         try:
-            upstream = await session.get(url)
+            upstream = await session.get(url, ssl=kubelet_tls(request))
         except aiohttp.ClientConnectionError as e:
             raise _unreachable("GET", url, target, e) from e
         async with upstream:
@@ -356,7 +393,7 @@ async def proxy_exec(request: web.Request, target: KubeletTarget,
     try:
         try:
             kubelet = await session.ws_connect(url, protocols=offered, autoping=True,
-                                               max_msg_size=0)
+                                               max_msg_size=0, ssl=kubelet_tls(request))
         except aiohttp.WSServerHandshakeError as e:
             if refused:
                 return web.Response(status=int(refused["status"]), body=refused["body"],
@@ -384,7 +421,8 @@ async def _relay_refusal(request: web.Request, url: str,
     streams over WebSocket, so its answer is an error; hand it on as it is."""
     async with _session() as session:
         try:
-            async with session.request(request.method, url) as upstream:
+            async with session.request(request.method, url,
+                                       ssl=kubelet_tls(request)) as upstream:
                 body = await _read_limited(upstream.content)
                 return web.Response(status=upstream.status, body=body, headers={
                     "Content-Type": upstream.headers.get("Content-Type", "text/plain")})

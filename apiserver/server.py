@@ -8,26 +8,39 @@ import ipaddress
 import logging
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from api import errors
 from api.meta import now_rfc3339
 from api.resources import CATALOGUE
 from apiserver import discovery, handlers
+from apiserver.admission import Admission
+from apiserver.auth.filters import ACCESS_CONTROL, access_filter
+from apiserver.auth.serviceaccount import JWKS_PATH, jwks, openid_configuration
 from apiserver.options import ApiServerOptions
 from apiserver.registry.allocator import ServiceAllocator
 from apiserver.registry.kinds import PodStrategy, ServiceStrategy, strategy_for
 from apiserver.registry.store import Store
+from apiserver.security import (
+    StoreLookup,
+    build_access_control,
+    build_token_issuer,
+    rbac_escalation_check,
+    server_ssl_context,
+)
 from apiserver.state import APP_STATE, AppState
 from apiserver.storage.cacher import CachedStorage, Cacher
-from apiserver.storage.etcd3 import Etcd, EtcdError
+from apiserver.storage.etcd3 import Etcd, EtcdError, EtcdTLS
 from apiserver.storage.etcd_store import EtcdStorage
 from apiserver.storage.interface import KeyExists, Obj
 
 log = logging.getLogger("apiserver")
 
+OPENID_CONFIGURATION_PATH = "/.well-known/openid-configuration"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -115,6 +128,7 @@ async def serve_health(request: web.Request) -> web.Response:
         checks.append(("etcd", False))
     if request.path.startswith("/readyz"):
         checks.append(("informer-sync", all(c._ready.is_set() for c in state.cachers)))
+        checks.append(("poststarthook/rbac/bootstrap-roles", state.bootstrapped.is_set()))
     ok = all(passed for _, passed in checks)
     if "verbose" in request.query:
         lines = [f"[{'+' if passed else '-'}]{name} {'ok' if passed else 'failed'}"
@@ -245,6 +259,26 @@ async def ensure_kubernetes_service(state: AppState) -> None:
             await state.stores[plural].create("default", obj)
 
 
+async def ensure_bootstrap_policy(state: AppState) -> None:
+    """Upstream's default roles and bindings, created when missing and given back rules
+    or subjects they lost while `rbac.authorization.kubernetes.io/autoupdate` is true (the
+    RBAC post-start hook)."""
+    from apiserver.auth.bootstrap_policy import bootstrap_objects, reconcile
+    for plural, wanted in bootstrap_objects():
+        store = state.stores[plural]
+        md = wanted["metadata"]
+        ns = md.get("namespace")
+        try:
+            existing = await store.get(ns, md["name"])
+        except errors.NotFound:
+            with contextlib.suppress(errors.AlreadyExists, KeyExists):
+                await store.create(ns, wanted)
+            continue
+        updated = reconcile(existing, wanted)
+        if updated is not None:
+            await store.update(ns, md["name"], updated)
+
+
 async def compact_periodically(state: AppState) -> None:
     """Keep etcd's history bounded, as kube-apiserver does (compact to the revision seen one
     interval ago, so watchers and paginated lists of the last interval keep working)."""
@@ -271,7 +305,10 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     lookup = await namespace_lookup_for(state)
     allocator = ServiceAllocator(state.etcd, state.options.service_cluster_ip_range,
                                  state.options.service_node_port_range)
+    admission = Admission(state.lookup, rbac_escalation_check(state))
     for res in CATALOGUE.resources:
+        if not res.stored:
+            continue
         cacher = Cacher(etcd_storage, res.storage_prefix(), res.plural,
                         state.options.default_watch_cache_size)
         state.cachers.append(cacher)
@@ -283,8 +320,9 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
                 state.options.default_not_ready_toleration_seconds
             strategy.unreachable_toleration_seconds = \
                 state.options.default_unreachable_toleration_seconds
-        state.stores[res.plural] = Store(res, strategy, CachedStorage(etcd_storage, cacher),
-                                         cacher, lookup)
+        store = Store(res, strategy, CachedStorage(etcd_storage, cacher), cacher, lookup)
+        store.admission = admission
+        state.stores[res.plural] = store
     for cacher in state.cachers:
         cacher.start()
     background = [asyncio.create_task(_bootstrap(state), name="bootstrap-namespaces"),
@@ -307,6 +345,8 @@ async def _bootstrap(state: AppState) -> None:
         try:
             await ensure_system_namespaces(state)
             await ensure_kubernetes_service(state)
+            await ensure_bootstrap_policy(state)
+            state.bootstrapped.set()
             return
         except errors.StatusError as e:
             log.warning("bootstrapping system objects: %s", e.message)
@@ -321,10 +361,24 @@ async def close_watches(app: web.Application) -> None:
             watcher.close("apiserver shutting down")
 
 
+def _etcd(options: ApiServerOptions) -> Etcd:
+    tls = None
+    if options.etcd_cafile:
+        tls = EtcdTLS(options.etcd_cafile, options.etcd_certfile, options.etcd_keyfile)
+    return Etcd(options.etcd_servers, tls=tls)
+
+
 def create_app(options: ApiServerOptions) -> web.Application:
     # The body limit is enforced by handlers.read_body, which answers with a Status.
-    app = web.Application(middlewares=[status_errors], client_max_size=1024 ** 3)
-    app[APP_STATE] = AppState(options=options, etcd=Etcd(options.etcd_servers))
+    # status_errors is outermost so a 401/403 from the access filter is a Status too.
+    app = web.Application(middlewares=[status_errors, access_filter],
+                          client_max_size=1024 ** 3)
+    state = AppState(options=options, etcd=_etcd(options))
+    state.token_issuer = build_token_issuer(options)
+    state.lookup = StoreLookup(state)
+    app[APP_STATE] = state
+    state.access = build_access_control(options, state)
+    app[ACCESS_CONTROL] = state.access
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_watches)
     app.router.add_get("/version", serve_version)
@@ -338,7 +392,40 @@ def create_app(options: ApiServerOptions) -> web.Application:
     app.router.add_route("*", "/api/{tail:.*}", serve_api)
     app.router.add_route("*", "/apis", serve_apis)
     app.router.add_route("*", "/apis/{tail:.*}", serve_apis)
+    app.router.add_get(OPENID_CONFIGURATION_PATH, serve_openid_configuration)
+    app.router.add_get(JWKS_PATH, serve_jwks)
     return app
+
+
+def _issuer_documents(state: AppState) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The OIDC discovery documents, or None when this apiserver issues no tokens or its
+    issuer is not an https URL (upstream then serves neither)."""
+    opts = state.options
+    if state.token_issuer is None or not opts.service_account_issuer:
+        return None
+    keys = [Path(f).read_bytes() for f in (opts.service_account_key_files or
+                                           [opts.service_account_signing_key_file])]
+    issuer = opts.service_account_issuer[0]
+    try:
+        config = openid_configuration(issuer, f"{issuer.rstrip('/')}{JWKS_PATH}", keys)
+    except ValueError:
+        return None
+    return config, jwks(keys)
+
+
+async def serve_openid_configuration(request: web.Request) -> web.Response:
+    docs = _issuer_documents(request.app[APP_STATE])
+    if docs is None:
+        raise _not_found()
+    return handlers.json_response(docs[0])
+
+
+async def serve_jwks(request: web.Request) -> web.Response:
+    docs = _issuer_documents(request.app[APP_STATE])
+    if docs is None:
+        raise _not_found()
+    resp = web.Response(body=orjson.dumps(docs[1]), content_type="application/jwk-set+json")
+    return resp
 
 
 def extra_listen_addresses(options: ApiServerOptions) -> list[str]:
@@ -353,19 +440,19 @@ async def run(options: ApiServerOptions) -> None:
     app = create_app(options)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
+    tls = server_ssl_context(options)
     site = web.TCPSite(runner, options.bind_address, options.secure_port,
-                       reuse_address=True, backlog=1024)
+                       reuse_address=True, backlog=1024, ssl_context=tls)
     await site.start()
-    log.info("serving on http://%s:%d at %s", options.bind_address, options.secure_port,
+    log.info("serving on https://%s:%d at %s", options.bind_address, options.secure_port,
              now_rfc3339())
     for address in extra_listen_addresses(options):
         # Pods reach the apiserver through the `kubernetes` Service, whose endpoint is the
-        # advertise address: listen there too rather than on every interface (there is
-        # no authentication yet).
+        # advertise address: listen there too rather than on every interface.
         try:
             await web.TCPSite(runner, address, options.secure_port, reuse_address=True,
-                              backlog=1024).start()
-            log.info("also serving on http://%s:%d (the advertise address)", address,
+                              backlog=1024, ssl_context=tls).start()
+            log.info("also serving on https://%s:%d (the advertise address)", address,
                      options.secure_port)
         except OSError as e:
             log.warning("cannot listen on the advertise address %s:%d: %s", address,

@@ -344,6 +344,28 @@ ENDPOINTSLICE_COLUMNS = [
     _AGE,
 ]
 DEFAULT_COLUMNS = [_NAME, _AGE]
+# Roles have no printer upstream: the apiserver's default table convertor shows the creation
+# time itself, as an RFC 3339 date, not an age.
+ROLE_COLUMNS = [_NAME, _col("Created At", "date", "When the object was created "
+                                                  "(metadata.creationTimestamp).")]
+
+
+def _binding_columns(noun: str, role_ref: str) -> list[Column]:
+    return [
+        _NAME,
+        _col("Role", "string", role_ref),
+        _AGE,
+        _col("Users", "string", f"Users in the {noun}", priority=1),
+        _col("Groups", "string", f"Groups in the {noun}", priority=1),
+        _col("ServiceAccounts", "string", f"ServiceAccounts in the {noun}", priority=1),
+    ]
+
+
+ROLEBINDING_COLUMNS = _binding_columns(
+    "roleBinding", "RoleRef can reference a Role in the current namespace or a ClusterRole in "
+                   "the global namespace.")
+CLUSTERROLEBINDING_COLUMNS = _binding_columns(
+    "clusterRoleBinding", "RoleRef can only reference a ClusterRole in the global namespace.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -850,6 +872,30 @@ def default_cells(obj: dict[str, Any], now: datetime) -> list[Any]:
     return [_name(obj), _age(obj, now)]
 
 
+def role_cells(role: dict[str, Any], now: datetime) -> list[Any]:
+    created = parse_time(_meta(role).get("creationTimestamp"))
+    return [_name(role), created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if created is not None else "<unknown>"]
+
+
+def binding_cells(binding: dict[str, Any], now: datetime) -> list[Any]:
+    """printRoleBinding / printClusterRoleBinding with rbac.SubjectsStrings."""
+    ref = _dict(binding.get("roleRef"))
+    users: list[str] = []
+    groups: list[str] = []
+    accounts: list[str] = []
+    for subject in _dicts(binding.get("subjects")):
+        kind, name = _str(subject.get("kind")), _str(subject.get("name"))
+        if kind == "ServiceAccount":
+            accounts.append(f"{_str(subject.get('namespace'))}/{name}")
+        elif kind == "User":
+            users.append(name)
+        elif kind == "Group":
+            groups.append(name)
+    return [_name(binding), f"{_str(ref.get('kind'))}/{_str(ref.get('name'))}",
+            _age(binding, now), ", ".join(users), ", ".join(groups), ", ".join(accounts)]
+
+
 CellsFn = Callable[[dict[str, Any], datetime], list[Any]]
 
 # (group, kind) -> columns and the function that fills them.
@@ -869,6 +915,11 @@ PRINTERS: dict[tuple[str, str], tuple[list[Column], CellsFn]] = {
     ("batch", "Job"): (JOB_COLUMNS, job_cells),
     ("coordination.k8s.io", "Lease"): (LEASE_COLUMNS, lease_cells),
     ("discovery.k8s.io", "EndpointSlice"): (ENDPOINTSLICE_COLUMNS, endpointslice_cells),
+    ("rbac.authorization.k8s.io", "Role"): (ROLE_COLUMNS, role_cells),
+    ("rbac.authorization.k8s.io", "ClusterRole"): (ROLE_COLUMNS, role_cells),
+    ("rbac.authorization.k8s.io", "RoleBinding"): (ROLEBINDING_COLUMNS, binding_cells),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): (CLUSTERROLEBINDING_COLUMNS,
+                                                          binding_cells),
 }
 
 

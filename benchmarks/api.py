@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/api.py            # full run (about 40 s)
     .venv/bin/python benchmarks/api.py --quick    # smoke run with small counts
     .venv/bin/python benchmarks/api.py --json     # results as JSON on stdout
+    .venv/bin/python benchmarks/api.py --security-only --security-baseline REV  # see below
 
 One run starts its own etcd and apiserver (temporary directory, ephemeral loopback ports) and
 stops both at the end, also on errors and Ctrl-C. The client, the apiserver and etcd share the
@@ -18,6 +19,13 @@ Phases, each bounded in count and in time:
   6. watch fan-out: many watchers on one collection, paced creates, and the delay from each
      create's (scheduled) request start to each watcher receiving its event; every watcher
      must see every event exactly once.
+With --security-baseline DIR|REV (a checkout, or a revision exported with git archive, of
+the commit before the apiserver became HTTPS-only with authentication and authorization) the
+run also compares creates/s with security on and off, in interleaved rounds (see "security
+on vs off" below); the target is on (a non-admin user, RBAC evaluated) >= 0.8 x off.
+--security-only skips the phases above.
+The apiserver is HTTPS-only: the client presents the admin's certificate (system:masters),
+and the raw etcd client the apiserver's etcd client certificate.
 Exit status: 0 when every target is met, 1 when one is missed, 130 when interrupted.
 Results are in docs/benchmarks.md.
 """
@@ -28,14 +36,19 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import io
 import os
 import platform
 import shutil
 import signal
+import ssl
+import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +61,16 @@ if str(ROOT) not in sys.path:  # run as a script: make the repo's packages impor
 import aiohttp
 import orjson
 
-from apiserver.storage.etcd3 import Etcd
-from tests.conftest import start_apiserver, start_etcd, stop_process
+from apiserver.storage.etcd3 import Etcd, EtcdTLS
+from tests.conftest import (
+    ApiServer,
+    EtcdServer,
+    free_port,
+    start_apiserver,
+    start_etcd,
+    stop_process,
+    wait_http,
+)
 
 # -- parameters -----------------------------------------------------------------------------
 
@@ -225,10 +246,12 @@ def configmap_body(name: str, size: int) -> bytes:
 class Api:
     """Just enough of the REST API for the benchmark, on one aiohttp session."""
 
-    def __init__(self, base: str, session: aiohttp.ClientSession, value_size: int) -> None:
+    def __init__(self, base: str, session: aiohttp.ClientSession, value_size: int,
+                 tls: ssl.SSLContext | bool = True) -> None:
         self.base = base
         self.session = session
         self.value_size = value_size
+        self.tls = tls  # what the session's connector uses; for extra sessions (watchers)
 
     def cm_url(self, ns: str, name: str = "") -> str:
         return f"{self.base}/api/v1/namespaces/{ns}/configmaps" + (f"/{name}" if name else "")
@@ -259,8 +282,16 @@ class Api:
 # -- phases -----------------------------------------------------------------------------------
 
 
-async def bench_raw_etcd(etcd_url: str, cfg: Config) -> Phase:
-    etcd = Etcd([etcd_url])
+def etcd_client(etcd: EtcdServer) -> Etcd:
+    """Our gRPC client with the apiserver's etcd credentials (etcd requires a client
+    certificate of its own CA)."""
+    pki = etcd.pki
+    return Etcd([etcd.url], tls=EtcdTLS(str(pki.etcd_ca_cert), str(pki.etcd_client_cert),
+                                        str(pki.etcd_client_key)))
+
+
+async def bench_raw_etcd(etcd_server: EtcdServer, cfg: Config) -> Phase:
+    etcd = etcd_client(etcd_server)
     value = b"v" * cfg.value_size
     try:
         for i in range(cfg.raw_concurrency):  # warm up the channel
@@ -370,7 +401,7 @@ async def bench_watch(api: Api, cfg: Config) -> WatchResult:
     url = f"{api.cm_url(ns)}?watch=true&resourceVersion={rv}&timeoutSeconds={watch_seconds}"
     received: list[list[tuple[float, bytes]]] = [[] for _ in range(cfg.watchers)]
     # One connection per watcher, as separate informers would have.
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    connector = aiohttp.TCPConnector(limit=0, force_close=True, ssl=api.tls)
     session = aiohttp.ClientSession(connector=connector,
                                     timeout=aiohttp.ClientTimeout(total=None, connect=10))
 
@@ -450,19 +481,367 @@ async def bench_watch(api: Api, cfg: Config) -> WatchResult:
     return result
 
 
+# -- security on vs off -----------------------------------------------------------------------
+#
+# The same closed loop of ConfigMap creates against three apiservers of one run:
+#   off      - the baseline (the commit before security: plain HTTP, no authentication or
+#              authorization) on its own plain-HTTP etcd;
+#   on-user  - this tree's apiserver (HTTPS, etcd over TLS, --authorization-mode Node,RBAC)
+#              with a client certificate of a user outside system:masters, whom a RoleBinding
+#              in the benchmark namespace grants a ClusterRole of our own (create/get/list/delete
+#              on configmaps), so the Node and RBAC authorizers are really asked per request;
+#   on-admin - the same apiserver as the admin (x509, system:masters: the privileged-group
+#              short cut), for reference.
+# Rounds interleave the variants in a rotating order so that drift of a shared machine (other
+# processes, etcd growing) falls on each alike; every variant gets one warm-up first, and its
+# connections stay open across rounds (keep-alive: TLS handshakes happen in the warm-up only).
+
+TARGET_SECURITY_RATIO = 0.8  # creates/s with security on (non-admin user) ÷ off
+SEC_USER = "bench-user"
+SEC_ROLE = "bench-configmaps"
+SEC_NS = "bench-sec"
+VARIANTS = ("off", "on-user", "on-admin")
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    creates: int = 2000
+    concurrency: int = 32
+    rounds: int = 3
+    warmup: int = 200
+    value_size: int = 1024
+    phase_cap: float = 120.0
+
+    @classmethod
+    def quick(cls) -> SecurityConfig:
+        return cls(creates=300, rounds=2, warmup=64, phase_cap=30.0)
+
+
+def start_plain_etcd(data_dir: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """etcd as the baseline ran it: plain HTTP on loopback, no client certificates."""
+    exe = shutil.which("etcd") or "etcd"
+    cport, pport = free_port(), free_port()
+    url, peer = f"http://127.0.0.1:{cport}", f"http://127.0.0.1:{pport}"
+    with open(os.path.join(data_dir, "etcd-plain.log"), "wb") as log:
+        proc = subprocess.Popen(
+            [exe, "--data-dir", os.path.join(data_dir, "etcd-plain"), "--name", "plain",
+             "--listen-client-urls", url, "--advertise-client-urls", url,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", f"plain={peer}"], stdout=log, stderr=log)
+    try:
+        wait_http(url + "/health", proc=proc)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return url, proc
+
+
+def start_baseline_apiserver(baseline: Path, etcd_url: str, workdir: Path
+                             ) -> tuple[str, subprocess.Popen[bytes]]:
+    """The baseline tree's apiserver (`python -m apiserver` run from that tree, so its
+    packages are imported, not this tree's): plain HTTP, no authn/authz."""
+    port = free_port()
+    log_path = workdir / f"apiserver-baseline-{port}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "apiserver", "--etcd-servers", etcd_url,
+                                 "--secure-port", str(port)],
+                                stdout=log, stderr=log, cwd=baseline)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/readyz", proc=proc)
+        deadline = time.monotonic() + 10  # the system namespaces come just after readiness
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "/api/v1/namespaces/kube-node-lease",
+                                            timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+    except BaseException:
+        stop_process(proc)
+        progress(f"{log_path} (tail):\n{log_path.read_text(errors='replace')[-2000:]}")
+        raise
+    return url, proc
+
+
+def baseline_tree(spec: str, workdir: Path) -> Path:
+    """`spec` is a directory holding a checkout of the baseline, or a git revision of this
+    repository, exported (git archive, which touches neither the index nor the work tree) to
+    `workdir/baseline`."""
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / "apiserver" / "__main__.py").exists():
+            raise SystemExit(f"--security-baseline {spec}: no apiserver/ package there")
+        return path.resolve()
+    out = workdir / "baseline"
+    out.mkdir()
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", spec],
+                         capture_output=True, check=False, timeout=120)
+    if tar.returncode != 0:
+        raise SystemExit(f"--security-baseline {spec}: neither a directory nor a revision: "
+                         f"{tar.stderr.decode(errors='replace').strip()}")
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as t:
+        t.extractall(out, filter="data")
+    return out
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process so far."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as fh:
+        stat = fh.read().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+@dataclass
+class Variant:
+    name: str
+    base: str
+    tls: ssl.SSLContext | None
+    pids: dict[str, int]  # apiserver, etcd
+    session: aiohttp.ClientSession | None = None
+    api: Api | None = None
+    connections: int = 0  # TCP (and TLS) connections the client opened
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    phases: list[Phase] = field(default_factory=list, repr=False)
+
+    async def open(self, cfg: SecurityConfig) -> None:
+        trace = aiohttp.TraceConfig()
+
+        async def opened(*_: Any) -> None:
+            self.connections += 1
+
+        trace.on_connection_create_end.append(opened)
+        connector = aiohttp.TCPConnector(limit=cfg.concurrency,
+                                         ssl=self.tls if self.tls is not None else True)
+        self.session = aiohttp.ClientSession(connector=connector, trace_configs=[trace],
+                                             timeout=aiohttp.ClientTimeout(total=60))
+        self.api = Api(self.base, self.session, cfg.value_size)
+
+    def creates(self, prefix: str) -> Callable[[int], Awaitable[None]]:
+        """op(i) for closed_loop: create ConfigMap `<prefix><i>` in SEC_NS."""
+        api = self.api
+        assert api is not None, "open() first"
+
+        async def create(i: int) -> None:
+            await api.create_cm(SEC_NS, f"{prefix}{i:06d}")
+
+        return create
+
+
+async def request(session: aiohttp.ClientSession, method: str, url: str,
+                  body: dict[str, Any] | None = None) -> tuple[int, bytes]:
+    async with session.request(method, url, data=orjson.dumps(body) if body else None,
+                               headers={"Content-Type": "application/json"}) as r:
+        return r.status, await r.read()
+
+
+async def grant_user(admin: aiohttp.ClientSession, user: Variant, base: str) -> None:
+    """As the admin: the namespace, a ClusterRole for ConfigMaps and a RoleBinding of it to
+    SEC_USER there; then wait until the user's own requests are allowed (the authorizer reads
+    RBAC from the watch caches)."""
+    rbac = f"{base}/apis/rbac.authorization.k8s.io/v1"
+    for url, body in (
+            (f"{base}/api/v1/namespaces", {"metadata": {"name": SEC_NS}}),
+            (f"{rbac}/clusterroles", {
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": SEC_ROLE},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"],
+                           "verbs": ["create", "get", "list", "delete"]}]}),
+            (f"{rbac}/namespaces/{SEC_NS}/rolebindings", {
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": SEC_ROLE, "namespace": SEC_NS},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": SEC_ROLE},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                              "name": SEC_USER}]})):
+        status, text = await request(admin, "POST", url, body)
+        if status not in (201, 409):
+            raise RuntimeError(f"POST {url}: {status} {text[:300]!r}")
+    assert user.session is not None
+    # Not allowed elsewhere: proves the user is not privileged, so RBAC decides.
+    status, _ = await request(user.session, "GET", f"{base}/api/v1/namespaces/default/configmaps")
+    if status != 403:
+        raise RuntimeError(f"{SEC_USER} may list ConfigMaps in default ({status}): "
+                           "the ON run would not measure RBAC")
+    deadline = time.monotonic() + 10
+    while True:
+        status, text = await request(user.session, "GET",
+                                     f"{base}/api/v1/namespaces/{SEC_NS}/configmaps")
+        if status == 200:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{SEC_USER} still may not list ConfigMaps in {SEC_NS}: "
+                               f"{status} {text[:300]!r}")
+        await asyncio.sleep(0.05)
+
+
+async def measure(v: Variant, cfg: SecurityConfig, rnd: int, client_pid: int) -> None:
+    cpu0 = {k: proc_cpu(pid) for k, pid in {**v.pids, "client": client_pid}.items()}
+    conns0 = v.connections
+    phase = await closed_loop(f"{v.name}-r{rnd}", cfg.creates, cfg.concurrency, cfg.phase_cap,
+                              v.creates(f"{v.name}-r{rnd}-"))
+    cpu = {k: proc_cpu(pid) - cpu0[k] for k, pid in {**v.pids, "client": client_pid}.items()}
+    v.phases.append(phase)
+    v.rounds.append({
+        "round": rnd, **phase.summary(),
+        "new_connections": v.connections - conns0,
+        "cpu_ms_per_create": {k: round(1000.0 * c / max(phase.ok, 1), 3)
+                              for k, c in cpu.items()}})
+    progress(f"  {v.name:8s} round {rnd + 1}: {phase.rate:,.0f} creates/s "
+             f"(p50 {ms(percentile(phase.latencies, 50))} ms, apiserver "
+             f"{v.rounds[-1]['cpu_ms_per_create']['apiserver']} CPU ms/create)"
+             + (f", {phase.errors} errors: {phase.first_error}" if phase.errors else ""))
+
+
+async def run_security(variants: dict[str, Variant], admin_tls: ssl.SSLContext,
+                       cfg: SecurityConfig) -> dict[str, Any]:
+    for v in variants.values():
+        await v.open(cfg)
+    try:
+        off, user, admin = (variants[n] for n in VARIANTS)
+        assert off.session is not None and admin.session is not None
+        status, text = await request(off.session, "POST", f"{off.base}/api/v1/namespaces",
+                                     {"metadata": {"name": SEC_NS}})
+        if status not in (201, 409):
+            raise RuntimeError(f"baseline namespace: {status} {text[:300]!r}")
+        await grant_user(admin.session, user, admin.base)
+        for v in variants.values():
+            warm = await closed_loop(f"{v.name}-warmup", cfg.warmup, cfg.concurrency,
+                                     cfg.phase_cap, v.creates(f"{v.name}-w-"))
+            if not clean(warm):
+                raise RuntimeError(f"{v.name} warm-up: {warm.errors} errors, "
+                                   f"{warm.first_error}")
+        me = os.getpid()
+        for rnd in range(cfg.rounds):
+            order = VARIANTS[rnd % 3:] + VARIANTS[:rnd % 3]
+            progress(f"round {rnd + 1}/{cfg.rounds}: {', '.join(order)}")
+            for name in order:
+                await measure(variants[name], cfg, rnd, me)
+    finally:
+        for v in variants.values():
+            if v.session is not None:
+                await v.session.close()
+    return summarize_security(variants, cfg)
+
+
+def summarize_security(variants: dict[str, Variant], cfg: SecurityConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {"config": cfg.__dict__, "variants": {}}
+    for name, v in variants.items():
+        lat = [x for p in v.phases for x in p.latencies]
+        cpu_keys = v.rounds[0]["cpu_ms_per_create"].keys() if v.rounds else ()
+        out["variants"][name] = {
+            "creates_per_second": [r["per_second"] for r in v.rounds],
+            "median_creates_per_second": round(statistics.median(
+                [r["per_second"] for r in v.rounds]), 1) if v.rounds else 0.0,
+            "p50_ms": ms(percentile(lat, 50)), "p99_ms": ms(percentile(lat, 99)),
+            "errors": sum(p.errors for p in v.phases),
+            "first_error": next((p.first_error for p in v.phases if p.first_error), ""),
+            "clean": all(clean(p) for p in v.phases),
+            "new_connections_while_measured": sum(r["new_connections"] for r in v.rounds),
+            "median_cpu_ms_per_create": {k: round(statistics.median(
+                [r["cpu_ms_per_create"][k] for r in v.rounds]), 3) for k in cpu_keys},
+            "rounds": v.rounds}
+    base = out["variants"]["off"]["median_creates_per_second"]
+    for name in ("on-user", "on-admin"):
+        r = out["variants"][name]["median_creates_per_second"] / base if base else 0.0
+        out[f"ratio_{name.replace('-', '_')}_to_off"] = round(r, 3)
+    ratio = out["ratio_on_user_to_off"]
+    out["target"] = {"target": f">= {TARGET_SECURITY_RATIO}", "value": ratio,
+                     "pass": ratio >= TARGET_SECURITY_RATIO and all(
+                         v["clean"] for v in out["variants"].values())}
+    return out
+
+
+def print_security(sec: dict[str, Any], env: dict[str, Any]) -> None:
+    c = sec["config"]
+    print(f"security on vs off: {c['creates']} ConfigMap creates ({c['value_size']} B), "
+          f"{c['concurrency']} in flight, {c['rounds']} interleaved rounds, median")
+    rows = [("variant", "creates/s (rounds)", "median", "p50/p99 ms", "ratio",
+             "CPU ms/create api/etcd/client", "new conns")]
+    labels = {"off": "off (baseline: HTTP, no authn/authz)",
+              "on-user": f"on, user {SEC_USER} (x509, RBAC)",
+              "on-admin": "on, admin (x509, system:masters)"}
+    for name in VARIANTS:
+        v = sec["variants"][name]
+        cpu = v["median_cpu_ms_per_create"]
+        key = f"ratio_{name.replace('-', '_')}_to_off"
+        ratio = f"{sec[key]:.3f}" if key in sec else "1"
+        rows.append((labels[name], " ".join(f"{x:,.0f}" for x in v["creates_per_second"]),
+                     f"{v['median_creates_per_second']:,.1f}",
+                     f"{v['p50_ms']} / {v['p99_ms']}", ratio,
+                     (f"{cpu.get('apiserver', 0):.2f} / {cpu.get('etcd', 0):.2f} / "
+                      f"{cpu.get('client', 0):.2f}"),
+                     str(v["new_connections_while_measured"])
+                     + (f"  {v['errors']} errors: {v['first_error'][:60]}" if v["errors"] else "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    for k, r in enumerate(rows):
+        print("  ".join(r[i].ljust(widths[i]) for i in range(len(r))).rstrip())
+        if k == 0:
+            print(line)
+    print(line)
+    t = sec["target"]
+    print(f"on-user ÷ off = {t['value']:.3f} (target {t['target']}): {verdict(t['pass'])}")
+    if "cores_used_by_benchmark" in env:
+        print(f"cores busy during the comparison: {env['cores_used_by_benchmark']} by the "
+              f"benchmark's processes; {env['cores_used_by_others']} by other processes")
+
+
+def security_comparison(baseline: Path, workdir: Path, cfg: SecurityConfig,
+                        procs: list[subprocess.Popen[bytes]], env: dict[str, Any],
+                        py_spy: str | None, spies: list[subprocess.Popen[bytes]]
+                        ) -> dict[str, Any]:
+    """Start both pairs of etcd + apiserver (processes appended to `procs` for the caller to
+    stop), run the interleaved rounds and return the summary."""
+    sec_dir = workdir / "security"
+    sec_dir.mkdir()
+    progress(f"security: baseline apiserver from {baseline}, this tree's apiserver with TLS")
+    plain_url, plain_etcd = start_plain_etcd(str(sec_dir))
+    procs.append(plain_etcd)
+    off_url, off_api = start_baseline_apiserver(baseline, plain_url, sec_dir)
+    procs.insert(0, off_api)
+    on_dir = sec_dir / "on"
+    on_dir.mkdir()
+    etcd = start_etcd(str(on_dir))
+    procs.append(etcd.proc)
+    apiserver = start_apiserver(etcd, on_dir)
+    procs.insert(0, apiserver.proc)
+    if py_spy:
+        for pid, out in ((apiserver.proc.pid, py_spy), (off_api.pid, py_spy + ".off")):
+            spy = start_py_spy(pid, out)
+            if spy is not None:
+                spies.append(spy)
+    on_pids = {"apiserver": apiserver.proc.pid, "etcd": etcd.proc.pid}
+    variants = {
+        "off": Variant("off", off_url, None, {"apiserver": off_api.pid,
+                                              "etcd": plain_etcd.pid}),
+        "on-user": Variant("on-user", apiserver.url, apiserver.tls(SEC_USER), on_pids),
+        "on-admin": Variant("on-admin", apiserver.url, apiserver.tls(), on_pids),
+    }
+    pids = [os.getpid(), plain_etcd.pid, off_api.pid, etcd.proc.pid, apiserver.proc.pid]
+    before = cpu_snapshot(pids)
+    sec = asyncio.run(run_security(variants, apiserver.tls(), cfg))
+    env.update(cpu_usage(before, cpu_snapshot(pids)))
+    return sec
+
+
 # -- orchestration ----------------------------------------------------------------------------
 
 
-async def run_benchmark(etcd_url: str, api_url: str, cfg: Config) -> dict[str, Any]:
+async def run_benchmark(etcd: EtcdServer, apiserver: ApiServer, cfg: Config) -> dict[str, Any]:
     res: dict[str, Any] = {}
     progress(f"1/6 raw etcd puts: {cfg.raw_puts} x {cfg.value_size} B, "
              f"{cfg.raw_concurrency} in flight")
-    res["raw"] = await bench_raw_etcd(etcd_url, cfg)
+    res["raw"] = await bench_raw_etcd(etcd, cfg)
 
-    connector = aiohttp.TCPConnector(limit=512)
+    # As the admin (x509, system:masters), over TLS; connections are kept alive.
+    tls = apiserver.tls()
+    connector = aiohttp.TCPConnector(limit=512, ssl=tls)
     async with aiohttp.ClientSession(connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=60)) as session:
-        api = Api(api_url, session, cfg.value_size)
+        api = Api(apiserver.url, session, cfg.value_size, tls)
         progress(f"2-3/6 creates: {cfg.creates} ConfigMaps, {cfg.create_concurrency} in flight")
         # The pool is shared, so a closed loop of C workers never holds more than C.
         res["create"] = await bench_creates(api, cfg)
@@ -670,9 +1049,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep the temporary directory (etcd data, apiserver log)")
     p.add_argument("--py-spy", metavar="FILE",
                    help="record the apiserver with py-spy (if installed) into FILE "
-                        "(collapsed stacks)")
+                        "(collapsed stacks); in the security comparison the secure one into "
+                        "FILE and the baseline into FILE.off")
+    p.add_argument("--security-baseline", metavar="DIR|REV",
+                   help="also compare creates/s with security on and off: DIR is a checkout "
+                        "of the commit before security, or REV a revision of this repository "
+                        "(exported with git archive)")
+    p.add_argument("--security-only", action="store_true",
+                   help="with --security-baseline: run only the comparison")
     args = p.parse_args(argv)
+    if args.security_only and not args.security_baseline:
+        p.error("--security-only needs --security-baseline")
     cfg = Config.quick() if args.quick else Config()
+    sec_cfg = SecurityConfig.quick() if args.quick else SecurityConfig()
 
     # SIGTERM takes the same way out as Ctrl-C: through the finally below.
     def on_term(signum: int, frame: Any) -> None:
@@ -682,47 +1071,81 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     workdir = tempfile.mkdtemp(prefix="kubelite-bench-")
     procs: list[subprocess.Popen[bytes]] = []
-    spy: subprocess.Popen[bytes] | None = None
+    spies: list[subprocess.Popen[bytes]] = []
     failed = True
     try:
-        progress(f"starting etcd and the apiserver in {workdir}")
-        etcd = start_etcd(workdir)
-        procs.append(etcd.proc)
-        apiserver = start_apiserver(etcd.url, Path(workdir))
-        procs.insert(0, apiserver.proc)
-        if args.py_spy:
-            spy = start_py_spy(apiserver.proc.pid, args.py_spy)
-        pids = [os.getpid(), etcd.proc.pid, apiserver.proc.pid]
-        before = cpu_snapshot(pids)
-        res = asyncio.run(run_benchmark(etcd.url, apiserver.url, cfg))
-        env.update(cpu_usage(before, cpu_snapshot(pids)))
-        out = report(res, cfg, env)
+        out: dict[str, Any] = {"environment": env}
+        if not args.security_only:
+            progress(f"starting etcd and the apiserver in {workdir}")
+            etcd = start_etcd(workdir)
+            procs.append(etcd.proc)
+            apiserver = start_apiserver(etcd, Path(workdir))
+            procs.insert(0, apiserver.proc)
+            if args.py_spy:
+                spy = start_py_spy(apiserver.proc.pid, args.py_spy)
+                spies += [spy] if spy is not None else []
+            pids = [os.getpid(), etcd.proc.pid, apiserver.proc.pid]
+            before = cpu_snapshot(pids)
+            res = asyncio.run(run_benchmark(etcd, apiserver, cfg))
+            env.update(cpu_usage(before, cpu_snapshot(pids)))
+            out = report(res, cfg, env)
+            stop_spies(spies)
+            for proc in procs:  # the comparison starts its own
+                stop_process(proc)
+            procs.clear()
+        if args.security_baseline:
+            sec_env = dict(env)
+            baseline = baseline_tree(args.security_baseline, Path(workdir))
+            out["security"] = security_comparison(
+                baseline, Path(workdir), sec_cfg, procs, sec_env,
+                args.py_spy if args.security_only else None, spies)
+            out["security"]["baseline"] = args.security_baseline
+            for k in ("cores_used_by_benchmark", "cores_used_by_others"):
+                out["security"][k] = sec_env.get(k)
+        passes = ([out["all_pass"]] if "all_pass" in out else []) + (
+            [out["security"]["target"]["pass"]] if "security" in out else [])
+        out["all_pass"] = all(passes)
         if args.json:
             print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         else:
-            print_table(out)
+            if not args.security_only:
+                print_table(out)
+            if "security" in out:
+                if not args.security_only:
+                    print()
+                print_security(out["security"], out["security"])
+                if args.security_only:
+                    print(f"{env['date']}  {env['cpus']} CPUs ({env['cpu_model']}), "
+                          f"Python {env['python']}, {env['etcd']}, commit {env['commit']}, "
+                          f"baseline {args.security_baseline}")
         failed = False
         return 0 if out["all_pass"] else 1
     except KeyboardInterrupt:
         progress("interrupted")
         return 130
     finally:
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
-            try:
-                spy.wait(30)
-            except subprocess.TimeoutExpired:
-                spy.kill()
-                spy.wait()
+        stop_spies(spies)
         for proc in procs:
             stop_process(proc)
         if failed:
-            for log in sorted(Path(workdir).glob("apiserver-*.log")):
+            for log in sorted(Path(workdir).glob("**/apiserver-*.log")):
                 progress(f"{log} (tail):\n{log.read_text(errors='replace')[-2000:]}")
         if args.keep_workdir:
             progress(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def stop_spies(spies: list[subprocess.Popen[bytes]]) -> None:
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+    for spy in spies:
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+    spies.clear()
 
 
 def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes] | None:

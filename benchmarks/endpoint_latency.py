@@ -9,7 +9,8 @@ etcd and apiserver (tests/conftest.py, temporary directory, loopback ports) and 
 network namespace `klbench-<random>` joined to the host by a veth pair (a free /30 of
 10.253.0.0/16). The apiserver also listens on the host end of the veth (--advertise-address),
 so the real kube-proxy (`ip netns exec NS python -m kube_proxy --proxy-mode iptables -v 4`,
-with its own --lock-file) reaches it without a relay and programs only the namespace's
+with its own --lock-file; HTTPS with its own client certificate, system:kube-proxy, as
+`kubelite up` runs it; the serving certificate names that address) reaches it without a relay and programs only the namespace's
 tables. Inside the namespace two backends, A = 10.251.0.2 and B = 10.251.0.3 (addresses on
 `lo`), answer every TCP connection on :8080 with their own address; ClusterIPs (10.96.0.0/12)
 route to an empty bridge, so an un-DNATed packet goes nowhere. A prober process in the
@@ -65,6 +66,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the repo's packages impor
 from api.resources import CATALOGUE, Resource
 from client.kubeconfig import write_kubeconfig
 from client.rest import ApiClient
+from kubelite.pki import ensure_control_plane
 from tests.conftest import start_apiserver, start_etcd, stop_process
 
 Obj = dict[str, Any]
@@ -743,14 +745,23 @@ def start_everything(args: argparse.Namespace, d: Path, interrupts: Interrupts,
                      cleanups: contextlib.ExitStack, deadline: float) -> dict[str, Any]:
     ns = create_netns(interrupts, cleanups)
     progress(f"namespace {ns.name}, veth {ns.host_if} {ns.host_ip} <-> {ns.ns_ip}")
+    # The apiserver's serving certificate must also name the veth's host address, which
+    # kube-proxy dials from inside the namespace.
+    pki = ensure_control_plane(d / "pki", service_ip="10.96.0.1",
+                               advertise_addresses=[ns.host_ip])
     with interrupts.deferred():
-        etcd = start_etcd(str(d))
+        etcd = start_etcd(str(d), pki)
         cleanups.callback(stop_process, etcd.proc)
     with interrupts.deferred():
-        apiserver = start_apiserver(etcd.url, d, "--advertise-address", ns.host_ip)
+        apiserver = start_apiserver(etcd, d, "--advertise-address", ns.host_ip)
         cleanups.callback(stop_process, apiserver.proc)
     port = apiserver.url.rsplit(":", 1)[1]
-    proxy_kubeconfig = write_kubeconfig(d / "kube-proxy.kubeconfig", f"http://{ns.host_ip}:{port}")
+    # kube-proxy as deployed: HTTPS, its own certificate (system:kube-proxy, RBAC-checked).
+    proxy_kubeconfig = write_kubeconfig(
+        d / "kube-proxy.kubeconfig", f"https://{ns.host_ip}:{port}",
+        ca_data=pki.ca_cert.read_bytes(),
+        client_cert_data=pki.component_cert("kube-proxy").read_bytes(),
+        client_key_data=pki.component_key("kube-proxy").read_bytes(), user="system:kube-proxy")
     me = [sys.executable, "-u", str(Path(__file__).resolve())]
     backends = spawn(ns.exec_argv(*me, "--role", "backends"), interrupts, cleanups,
                      stdout=subprocess.PIPE, text=True)

@@ -5,7 +5,7 @@
 Starts its own `kubelite up --nodes 2` in a temporary directory (needs dockerd and `make images`;
 one cluster with nodes per host), waits for both nodes Ready and the add-on pods (DNS) ready,
 opens a watch on its namespace and creates bare pods (kubelite/busybox:latest, IfNotPresent, `sleep 3600`) over the REST API on
-loopback, 10 in flight. Latency per pod: create request sent -> first watch event showing it
+loopback (HTTPS, as the admin: DATA/pki/admin.crt), 10 in flight. Latency per pod: create request sent -> first watch event showing it
 Running with every container ready (judged; plain Running is reported too). Targets: p99 <= 5 s
 (Kubernetes pod startup SLO) and <= 2 s (our aim). Everything up to the pods' deletion is capped
 at 180 s; the cluster is then stopped (in 30 s), also on Ctrl-C, SIGTERM or an error.
@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -100,13 +101,14 @@ async def watch(s: aiohttp.ClientSession, url: str, seen: dict[str, dict[str, fl
                     return
 
 
-async def bench(base: str, count: int, deadline: float) -> dict[str, Any]:
+async def bench(base: str, tls: ssl.SSLContext, count: int, deadline: float) -> dict[str, Any]:
     pods_url = f"{base}/api/v1/namespaces/{NS}/pods"
     sent: dict[str, float] = {}
     seen: dict[str, dict[str, float]] = {"running": {}, "ready": {}}
     nodes: dict[str, str] = {}
     errors: list[str] = []
-    async with aiohttp.ClientSession() as s:
+    # The admin (DATA/pki/admin.crt, system:masters) over HTTPS; connections kept alive.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as s:
         while True:  # both nodes Ready
             async with s.get(f"{base}/api/v1/nodes") as r:
                 items = (await r.json()).get("items", [])
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             starting[0] = False
             if pending[0]:
                 raise KeyboardInterrupt
-            res = asyncio.run(bench(cluster.server, args.count, deadline))
+            res = asyncio.run(bench(cluster.server, cluster.tls(), args.count, deadline))
         except KeyboardInterrupt:
             progress("interrupted")
             return 130

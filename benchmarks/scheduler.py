@@ -7,8 +7,9 @@
 
 One run starts its own etcd and apiserver (temporary directory, loopback ports), creates the
 Node objects (4 cpu, 16Gi, 110 pods, spread over three zones; no kubelets), then starts the
-scheduler as a subprocess (`python -m scheduler`, leader election on, as deployed) and waits
-until it holds the Lease and has bound a warm-up pod. Then:
+scheduler as a subprocess (`python -m scheduler`, leader election on, as deployed: HTTPS, its
+own client certificate system:kube-scheduler, so RBAC checks its requests) and waits until it
+holds the Lease and has bound a warm-up pod; the benchmark itself is the admin. Then:
   1. a watch on the benchmark namespace notes, per pod, when it first sees `spec.nodeName`;
   2. pods are created as fast as the apiserver takes them (64 in flight); each create's
      return time is noted (creationTimestamp has only second precision);
@@ -43,7 +44,8 @@ if str(ROOT) not in sys.path:  # run as a script: make the repo's packages impor
 import aiohttp
 import orjson
 
-from tests.conftest import start_apiserver, start_etcd, stop_process
+from client.kubeconfig import write_kubeconfig
+from tests.conftest import ApiServer, start_apiserver, start_etcd, stop_process
 
 TARGET_PODS_PER_SECOND = 300.0
 NAMESPACE = "bench"
@@ -204,11 +206,12 @@ async def wait_for_scheduler(client: Client, deadline: float) -> None:
     raise TimeoutError("the scheduler did not bind the warm-up pod")
 
 
-async def run_benchmark(api_url: str, cfg: Config,
+async def run_benchmark(apiserver: ApiServer, cfg: Config,
                         start_scheduler: Any) -> dict[str, Any]:
-    connector = aiohttp.TCPConnector(limit=cfg.concurrency + 8)
+    # The benchmark is the admin (x509, system:masters) over TLS, connections kept alive.
+    connector = aiohttp.TCPConnector(limit=cfg.concurrency + 8, ssl=apiserver.tls())
     async with aiohttp.ClientSession(connector=connector) as session:
-        client = Client(api_url, session)
+        client = Client(apiserver.url, session)
         progress(f"creating {cfg.nodes} nodes")
         t = time.perf_counter()
         await in_parallel(cfg.nodes, cfg.concurrency,
@@ -380,15 +383,24 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"starting etcd and the apiserver in {workdir}")
         etcd = start_etcd(workdir)
         procs.append(etcd.proc)
-        apiserver = start_apiserver(etcd.url, Path(workdir))
+        apiserver = start_apiserver(etcd, Path(workdir))
         procs.insert(0, apiserver.proc)
         sched_log = Path(workdir, "scheduler.log")
+        # The scheduler's own identity (system:kube-scheduler, RBAC-checked), as `kubelite up`
+        # gives it.
+        pki = apiserver.pki
+        sched_kubeconfig = write_kubeconfig(
+            Path(workdir, "kube-scheduler.conf"), apiserver.url,
+            ca_data=pki.ca_cert.read_bytes(),
+            client_cert_data=pki.component_cert("kube-scheduler").read_bytes(),
+            client_key_data=pki.component_key("kube-scheduler").read_bytes(),
+            user="system:kube-scheduler")
 
         def start_scheduler() -> None:
             nonlocal spy
             with sched_log.open("wb") as log:
                 proc = subprocess.Popen([sys.executable, "-m", "scheduler", "--kubeconfig",
-                                         str(apiserver.kubeconfig)],
+                                         str(sched_kubeconfig)],
                                         stdout=log, stderr=log, cwd=ROOT)
             procs.insert(0, proc)
             if args.py_spy:
@@ -397,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         pids = {"apiserver": apiserver.proc.pid, "etcd": etcd.proc.pid,
                 "benchmark": os.getpid()}
         wall0, busy0 = time.monotonic(), machine_busy_seconds()
-        res = asyncio.run(run_benchmark(apiserver.url, cfg, start_scheduler))
+        res = asyncio.run(run_benchmark(apiserver, cfg, start_scheduler))
         wall, busy = time.monotonic() - wall0, machine_busy_seconds() - busy0
         pids["scheduler"] = procs[0].pid
         cpu = {name: round(cpu_seconds(pid), 1) for name, pid in pids.items()}

@@ -49,6 +49,7 @@ class ClientConfig:
     client_cert_data: bytes | None = None
     client_key_data: bytes | None = None
     token: str | None = None
+    token_file: str | None = None  # re-read by the client: a rotated token takes effect
     insecure: bool = False
     namespace: str = "default"
 
@@ -98,11 +99,11 @@ def in_cluster_config(environ: Mapping[str, str] | None = None,
     """The config of a pod: `KUBERNETES_SERVICE_HOST`/`KUBERNETES_SERVICE_PORT` (the
     `kubernetes` Service, injected by the kubelet) and the service account files.
 
-    With `ca.crt` in the service account directory the server is https, verified against
-    that CA, and `token` (when present) is sent as a bearer token; the `namespace` file
-    gives the default namespace. Without `ca.crt` the server is plain http and no token is
-    sent (kubelite's apiserver serves plain http today; a token must not travel in clear).
-    The token is read once: a rotated projected token needs a new config.
+    The server is https, verified against `ca.crt` of the service account directory, and
+    `token` is sent as a bearer token; the `namespace` file gives the default namespace.
+    Without `ca.crt` or `token` this is an error (there is no way to trust the server or
+    to authenticate). The token file is named in the config, so the client re-reads it as
+    the kubelet rotates it.
     """
     env = os.environ if environ is None else environ
     host = env.get("KUBERNETES_SERVICE_HOST", "").strip()
@@ -118,9 +119,13 @@ def in_cluster_config(environ: Mapping[str, str] | None = None,
     namespace = _read_optional(sa / "namespace") or "default"
     ca = sa / "ca.crt"
     if not ca.exists():
-        return ClientConfig(server=f"http://{host}:{port}", namespace=namespace)
+        raise ConfigError(f"not running in a cluster with a service account: {ca} is missing")
+    token = sa / "token"
+    if not token.exists():
+        raise ConfigError(f"no service-account token at {token}")
     return ClientConfig(server=f"https://{host}:{port}", ca_file=str(ca),
-                        token=_read_optional(sa / "token"), namespace=namespace)
+                        token=_read_optional(token), token_file=str(token),
+                        namespace=namespace)
 
 
 def _read_optional(path: Path) -> str | None:

@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -53,6 +55,7 @@ _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # Extra client-side time on top of a watch's server-side timeoutSeconds before we give up on
 # a stream that went silent (for example a half-open TCP connection).
 _WATCH_GRACE_SECONDS = 30.0
+TOKEN_REREAD_SECONDS = 60.0
 
 
 class ApiConnectionError(Exception):
@@ -156,6 +159,8 @@ class ApiClient:
         self._connect_timeout = connect_timeout
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._token: str | None = None
+        self._token_read = 0.0
 
     @classmethod
     def from_kubeconfig(cls, path: StrPath | None = None, *, context: str | None = None,
@@ -177,6 +182,23 @@ class ApiClient:
             session, self._session = self._session, None
             await session.close()
 
+    def _file_token(self) -> str:
+        """The token of `config.token_file`, read again at most once a minute: the kubelet
+        rotates projected service-account tokens in place (client-go re-reads likewise)."""
+        now = time.monotonic()
+        if self._token is None or now - self._token_read > TOKEN_REREAD_SECONDS:
+            assert self.config.token_file is not None
+            try:
+                self._token = Path(self.config.token_file).read_text().strip()
+                self._token_read = now
+            except OSError as e:
+                if self._token is None:
+                    raise ApiConnectionError(f"cannot read the token file "
+                                             f"{self.config.token_file}: {e}") from e
+                log.warning("cannot reread %s (%s); using the last token",
+                            self.config.token_file, e)
+        return self._token
+
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             ssl_ctx = self.config.ssl_context()
@@ -186,7 +208,7 @@ class ApiClient:
                                              limit_per_host=self._max_connections,
                                              ssl=ssl_ctx if ssl_ctx is not None else True)
             headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
-            if self.config.token:
+            if self.config.token and not self.config.token_file:
                 headers["Authorization"] = f"Bearer {self.config.token}"
             self._session = aiohttp.ClientSession(
                 self.config.server, connector=connector, headers=headers,
@@ -361,6 +383,8 @@ class ApiClient:
         session = self._ensure_session()
         data = None if body is None else json.dumps(body).encode()
         headers = dict(extra_headers or {})
+        if self.config.token_file:
+            headers["Authorization"] = f"Bearer {self._file_token()}"
         if data is not None:
             headers.setdefault("Content-Type", content_type)
         idempotent = method in _IDEMPOTENT_METHODS or (

@@ -28,6 +28,9 @@ CONTROLLER_CLASSES = {
     "serviceaccount": "controller_manager.serviceaccount:ServiceAccountController",
     "namespace": "controller_manager.namespace:NamespaceController",
     "garbagecollector": "controller_manager.garbagecollector:GarbageCollector",
+    "root-ca-cert-publisher": "controller_manager.rootcacertpublisher:RootCACertPublisher",
+    "clusterrole-aggregation":
+        "controller_manager.clusterroleaggregation:ClusterRoleAggregationController",
 }
 
 

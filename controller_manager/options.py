@@ -10,7 +10,7 @@ from api.flags import parse_bool
 
 ALL_CONTROLLERS = ("replicaset", "deployment", "daemonset", "job", "nodelifecycle",
                    "endpointslice", "endpoints", "serviceaccount", "namespace",
-                   "garbagecollector")
+                   "garbagecollector", "root-ca-cert-publisher", "clusterrole-aggregation")
 
 
 @dataclass
@@ -24,6 +24,8 @@ class Options:
     node_monitor_grace_period: float = 50.0
     node_monitor_period: float = 5.0
     identity: str = ""
+    # Published as kube-root-ca.crt in every namespace (default: the kubeconfig's CA).
+    root_ca_file: str = ""
 
 
 def parse_args(argv: list[str] | None, prog: str = "kubelite controller-manager") -> Options:
@@ -38,6 +40,9 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite controller-manager"
     p.add_argument("--node-monitor-grace-period", default="50s")
     p.add_argument("--node-monitor-period", default="5s")
     p.add_argument("--leader-elect-identity", default="")
+    p.add_argument("--root-ca-file", default="",
+                   help="root certificate authority included in service account tokens' "
+                   "kube-root-ca.crt ConfigMaps (default: the kubeconfig's CA)")
     p.add_argument("-v", "--v", type=int, default=0)
     a = p.parse_args(argv)
     return Options(
@@ -50,6 +55,7 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite controller-manager"
         node_monitor_grace_period=parse_duration(a.node_monitor_grace_period),
         node_monitor_period=parse_duration(a.node_monitor_period),
         identity=a.leader_elect_identity,
+        root_ca_file=a.root_ca_file,
     )
 
 

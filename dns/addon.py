@@ -26,7 +26,7 @@ MANIFEST = Path(__file__).with_name("manifests") / "kube-dns.yaml"
 def manifests(cluster_ip: str = DEFAULT_CLUSTER_IP, image: str = DEFAULT_IMAGE, *,
               cluster_domain: str = DEFAULT_DOMAIN, replicas: int = 1,
               upstreams: list[str] | None = None) -> list[Obj]:
-    """[Deployment, Service] of the add-on, in the order to create them.
+    """[ServiceAccount, Deployment, Service] of the add-on, in the order to create them.
 
     `upstreams` (IP[:port]) go to `--upstream`; by default the pod forwards to the nameservers
     of its resolv.conf, which `dnsPolicy: Default` makes the node's.
@@ -46,6 +46,8 @@ def manifests(cluster_ip: str = DEFAULT_CLUSTER_IP, image: str = DEFAULT_IMAGE, 
             "template": {
                 "metadata": {"labels": dict(APP_LABELS)},
                 "spec": {
+                    # Its own identity, with the least-privilege system:kube-dns role.
+                    "serviceAccountName": NAME,
                     # The node's resolver: cluster DNS cannot use itself as its upstream.
                     "dnsPolicy": "Default",
                     "tolerations": [
@@ -96,4 +98,6 @@ def manifests(cluster_ip: str = DEFAULT_CLUSTER_IP, image: str = DEFAULT_IMAGE, 
             ],
         },
     }
-    return [deployment, service]
+    account: Obj = {"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": NAME, "namespace": NAMESPACE}}
+    return [account, deployment, service]

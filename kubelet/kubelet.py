@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ from client.rest import ApiClient, ApiConnectionError
 from kubelet import containers as C
 from kubelet import labels as L
 from kubelet import network
+from kubelet.auth import ApiReviewer, build_auth, ensure_self_signed, serving_ssl_context
 from kubelet.images import ImageManager
 from kubelet.kuberuntime import NodeFacts, RuntimeManager, SyncError
 from kubelet.nodestatus import NodeConfig, NodeStatusManager, allocatable
@@ -51,6 +53,7 @@ from kubelet.server import start_kubelet_server
 from kubelet.staticpods import mirror_hash, mirror_pod, read_manifests
 from kubelet.status import StatusInputs, generate_pod_status
 from kubelet.statusmanager import StatusManager, base_status
+from kubelet.tokenmanager import TokenManager, api_token_requester
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -63,6 +66,7 @@ UID_INDEX = "uid"
 RELIST_PERIOD = 1.0
 HOUSEKEEPING_PERIOD = 2.0
 IPAMD_WAIT = 20.0
+LOOPBACK = "127.0.0.1"  # where the kubelet server goes when the node IP is not local
 
 
 def _uid_index(obj: Obj) -> list[str]:
@@ -119,12 +123,13 @@ class Kubelet:
         self.probes = ProbeManager(cri, self._probe_target, self.event, self.workers.wake)
         self.statuses = StatusManager(api, self._api_pod)
         self.node_status = NodeStatusManager(api, cri, self.node_cfg)
+        self.tokens = TokenManager(api_token_requester(api))
         self.runtime = RuntimeManager(
             cri, root_dir=opts.root_dir, pod_logs_dir=str(opts.logs_dir), dns=self._dns(),
             images=self.images, event=self.event, probe_verdict=self.probes.verdict,
             get_configmap=self._getter(CONFIGMAPS), get_secret=self._getter(SECRETS),
             services=self.svc_informer.store.list, node=self._node_facts,
-            wake=self.workers.wake)
+            wake=self.workers.wake, tokens=self.tokens)
         self._tasks: list[asyncio.Task[Any]] = []
         self._static_read = opts.pod_manifest_path is None
         self._relist: dict[str, RelistEntry] = {}
@@ -417,6 +422,7 @@ class Kubelet:
                 log.exception("mirror pod sync failed")
             self.runtime.backoff.gc()
             self.images.backoff.gc()
+            self.tokens.cleanup()
 
     async def _remove_orphan(self, uid: str) -> None:
         """Containers of a pod no source has: stop them as their pod would have been
@@ -489,11 +495,45 @@ class Kubelet:
                 delay = min(delay * 2, 5.0)
 
     async def _start_server(self) -> None:
-        """The :10250 server (server.py); its bound port goes into the Node's
+        """The :10250 server (server.py): HTTPS on the node's address only, every caller
+        authenticated and authorized (auth.py); its bound port goes into the Node's
         daemonEndpoints."""
-        self._runner, port = await start_kubelet_server(
-            KubeletProvider(self), self.opts.address, self.opts.port,
-            docker_socket=self.opts.docker_endpoint.removeprefix("unix://"))
+        opts = self.opts
+        ip = self.node_cfg.internal_ip
+        if opts.tls_cert_file:
+            cert, key = opts.tls_cert_file, opts.tls_private_key_file
+        else:
+            paths = await asyncio.to_thread(ensure_self_signed, opts.pki_dir, self.node_name,
+                                            [ip])
+            cert, key = str(paths[0]), str(paths[1])
+        ssl_context = await asyncio.to_thread(serving_ssl_context, cert, key,
+                                              opts.client_ca_file)
+        auth = build_auth(
+            node_name=self.node_name, reviewer=ApiReviewer(self.api),
+            anonymous=opts.anonymous_auth, token_webhook=opts.token_webhook,
+            token_ttl=opts.authentication_token_webhook_cache_ttl,
+            authorization_mode=opts.authorization_mode,
+            allowed_ttl=opts.authorization_webhook_cache_authorized_ttl,
+            denied_ttl=opts.authorization_webhook_cache_unauthorized_ttl)
+        if not (opts.client_ca_file or opts.token_webhook or opts.anonymous_auth):
+            log.warning("kubelet server: no --client-ca-file, no token webhook and no "
+                        "anonymous auth: every request will be refused")
+        provider = KubeletProvider(self)
+        docker_socket = opts.docker_endpoint.removeprefix("unix://")
+        host = opts.address or ip
+        try:
+            self._runner, port = await start_kubelet_server(
+                provider, host, opts.port, ssl_context=ssl_context, auth=auth,
+                docker_socket=docker_socket)
+        except OSError as e:
+            # The node IP may not be on this host (no VPC bridge): loopback, never 0.0.0.0.
+            if opts.address or host == LOOPBACK or e.errno != errno.EADDRNOTAVAIL:
+                raise
+            log.warning("kubelet server: node address %s is not on this host; serving on %s",
+                        host, LOOPBACK)
+            self._runner, port = await start_kubelet_server(
+                provider, LOOPBACK, opts.port, ssl_context=ssl_context, auth=auth,
+                docker_socket=docker_socket)
         self.node_cfg.port = port
 
     # --- lifetime -------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from kubelet.runtimestate import (
     pod_runtime_status,
 )
 from kubelet.status import Waiting, qos_class
+from kubelet.tokenmanager import TokenManager
 from kubelet.volumes import HostVolume, VolumeError, container_mounts, pod_dir, setup_volumes
 from proto.cri import api_pb2 as cri
 
@@ -107,7 +108,8 @@ class RuntimeManager:
                  dns: C.DnsSettings, images: ImageManager, event: EventFn,
                  probe_verdict: Callable[[str], str | None], get_configmap: Lookup,
                  get_secret: Lookup, services: Callable[[], list[Obj]],
-                 node: Callable[[], NodeFacts], wake: Callable[[str, float], None]) -> None:
+                 node: Callable[[], NodeFacts], wake: Callable[[str, float], None],
+                 tokens: TokenManager | None = None) -> None:
         self.cri = cri
         self.root_dir = root_dir
         self.pod_logs_dir = pod_logs_dir
@@ -120,6 +122,7 @@ class RuntimeManager:
         self.services = services
         self.node = node
         self.wake = wake  # wake(uid, after_seconds): sync the pod again later
+        self.tokens = tokens  # service-account tokens of projected volumes
         self.backoff = Backoff(CRASH_LOOP_INITIAL, CRASH_LOOP_MAX)
         self.reasons: dict[str, dict[str, Waiting]] = {}  # uid -> container -> reason
         self._volumes: dict[str, tuple[float, dict[str, HostVolume]]] = {}
@@ -160,6 +163,8 @@ class RuntimeManager:
         self.reasons.pop(uid, None)
         self._volumes.pop(uid, None)
         self.backoff.forget_prefix(uid)
+        if self.tokens is not None:
+            self.tokens.delete_service_account_token(uid)
 
     # --- sync -----------------------------------------------------------------------------
 
@@ -199,8 +204,9 @@ class RuntimeManager:
             return cached[1]
         ctx = self._pod_context(pod, None)
         try:
-            volumes = await setup_volumes(pod, self.root_dir, ctx, self.get_configmap,
-                                          self.get_secret)
+            volumes = await setup_volumes(
+                pod, self.root_dir, ctx, self.get_configmap, self.get_secret,
+                self.tokens.get_service_account_token if self.tokens is not None else None)
         except VolumeError as e:
             self.event(pod, "Warning", "FailedMount", str(e))
             raise SyncError(str(e)) from e

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from api.durations import parse_duration
+from api.flags import parse_bool
+from kubelet.auth import AUTHORIZATION_MODES, AUTHZ_WEBHOOK
 from kubelet.network import DEFAULT_BRIDGE
 
 DEFAULT_RUNTIME_ENDPOINT = "unix:///var/run/kubelite/cri.sock"
@@ -21,7 +23,7 @@ class Options:
     root_dir: Path = Path("/var/lib/kubelet")
     pod_logs_dir: Path | None = None
     pod_manifest_path: Path | None = None
-    address: str = "0.0.0.0"
+    address: str = ""  # "": the node's IP when known, else 127.0.0.1 (never all addresses)
     port: int = 10250
     instance_type: str = "m5.large"
     zone: str = ""
@@ -38,10 +40,32 @@ class Options:
     file_check_frequency: float = 3.0
     docker_endpoint: str = "unix:///var/run/docker.sock"
     verbosity: int = 0
+    # The server's TLS, authentication and authorization (kubelet/auth.py).
+    tls_cert_file: str = ""
+    tls_private_key_file: str = ""
+    cert_dir: Path | None = None
+    client_ca_file: str = ""
+    anonymous_auth: bool = False
+    authentication_token_webhook: bool | None = None  # None: on when there is a kubeconfig
+    authentication_token_webhook_cache_ttl: float = 120.0
+    authorization_mode: str = AUTHZ_WEBHOOK
+    authorization_webhook_cache_authorized_ttl: float = 300.0
+    authorization_webhook_cache_unauthorized_ttl: float = 30.0
 
     @property
     def logs_dir(self) -> Path:
         return self.pod_logs_dir or self.root_dir / "pod-logs"
+
+    @property
+    def pki_dir(self) -> Path:
+        """Where the self-signed serving certificate goes (upstream's --cert-dir)."""
+        return self.cert_dir or self.root_dir / "pki"
+
+    @property
+    def token_webhook(self) -> bool:
+        if self.authentication_token_webhook is not None:
+            return self.authentication_token_webhook
+        return self.kubeconfig is not None
 
     @property
     def ipamd_socket_path(self) -> str:
@@ -72,7 +96,9 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite kubelet") -> Option
     p.add_argument("--pod-manifest-path", type=Path, default=None,
                    help="directory of static pod manifests")
     p.add_argument("--file-check-frequency", type=parse_duration, default=3.0)
-    p.add_argument("--address", default="0.0.0.0", help="IP the kubelet server binds")
+    p.add_argument("--address", default="",
+                   help="IP the kubelet server binds (default: the node's IP when known, "
+                        "else 127.0.0.1; upstream's default is 0.0.0.0)")
     p.add_argument("--port", type=int, default=10250,
                    help="the kubelet server's port (0: any free port)")
     p.add_argument("--instance-type", default="m5.large",
@@ -96,10 +122,35 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite kubelet") -> Option
                    help="how often each pod is synced without a reason")
     p.add_argument("--docker-endpoint", default="unix:///var/run/docker.sock",
                    help="the dockerd the runtime uses (the kubelet server runs exec there)")
+    p.add_argument("--tls-cert-file", default="",
+                   help="the server's certificate (PEM); without it a self-signed one is made "
+                        "in --cert-dir, as upstream's kubelet does")
+    p.add_argument("--tls-private-key-file", default="")
+    p.add_argument("--cert-dir", type=Path, default=None,
+                   help="where the self-signed certificate goes (default <root-dir>/pki)")
+    p.add_argument("--client-ca-file", default="",
+                   help="CA bundle that signs client certificates (CN = user, O = groups)")
+    # Upstream's default is true; kubeadm and EKS set false, and so does kubelite.
+    p.add_argument("--anonymous-auth", type=parse_bool, nargs="?", const=True, default=False,
+                   help="serve requests without credentials as system:anonymous (default "
+                        "false)")
+    p.add_argument("--authentication-token-webhook", type=parse_bool, nargs="?", const=True,
+                   default=None, help="check bearer tokens with TokenReview (default: true "
+                                      "when there is a --kubeconfig)")
+    p.add_argument("--authentication-token-webhook-cache-ttl", type=parse_duration,
+                   default=120.0)
+    p.add_argument("--authorization-mode", default=AUTHZ_WEBHOOK, choices=AUTHORIZATION_MODES,
+                   help="Webhook: SubjectAccessReview; AlwaysAllow: any authenticated caller")
+    p.add_argument("--authorization-webhook-cache-authorized-ttl", type=parse_duration,
+                   default=300.0)
+    p.add_argument("--authorization-webhook-cache-unauthorized-ttl", type=parse_duration,
+                   default=30.0)
     p.add_argument("-v", "--v", type=int, default=0, help="log verbosity")
     a = p.parse_args(argv)
     if not a.node_name:
         p.error("--node-name is required")
+    if bool(a.tls_cert_file) != bool(a.tls_private_key_file):
+        p.error("--tls-cert-file and --tls-private-key-file go together")
     if not 0 <= a.port <= 65535:
         p.error("--port must be between 0 and 65535")
     return Options(
@@ -114,4 +165,13 @@ def parse_args(argv: list[str] | None, prog: str = "kubelite kubelet") -> Option
         cluster_dns=[s.strip() for s in a.cluster_dns.split(",") if s.strip()],
         cluster_domain=a.cluster_domain, resolv_conf=a.resolv_conf,
         sync_frequency=a.sync_frequency, file_check_frequency=a.file_check_frequency,
-        docker_endpoint=a.docker_endpoint, verbosity=a.v)
+        docker_endpoint=a.docker_endpoint, verbosity=a.v,
+        tls_cert_file=a.tls_cert_file, tls_private_key_file=a.tls_private_key_file,
+        cert_dir=a.cert_dir.resolve() if a.cert_dir else None,
+        client_ca_file=a.client_ca_file, anonymous_auth=a.anonymous_auth,
+        authentication_token_webhook=a.authentication_token_webhook,
+        authentication_token_webhook_cache_ttl=a.authentication_token_webhook_cache_ttl,
+        authorization_mode=a.authorization_mode,
+        authorization_webhook_cache_authorized_ttl=a.authorization_webhook_cache_authorized_ttl,
+        authorization_webhook_cache_unauthorized_ttl=(
+            a.authorization_webhook_cache_unauthorized_ttl))

@@ -14,6 +14,10 @@ Routes, as upstream's `pkg/kubelet/server/server.go`:
 Errors are plain text with upstream's status codes and wording, as the real kubelet answers;
 the apiserver turns them into Status objects (logs) or hands them on as they are (exec).
 
+It serves HTTPS only, and every route (`/healthz` too, as upstream's :10250) is behind the
+authentication and authorization of kubelet/auth.py: 401 `Unauthorized` for a caller without
+good credentials, 403 `Forbidden (...)` for one not allowed the route's `nodes/<sub>`.
+
 **Logs** are read from the CRI log file the runtime writes (`ContainerStatus.log_path`,
 `<RFC3339Nano> <stream> <P|F> <text>` lines, docs/runtime.md), exactly as upstream's kubelet
 does for containerd and CRI-O; the file outlives its container, which is what `previous`
@@ -40,6 +44,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import time
 import weakref
 from abc import ABC, abstractmethod
@@ -52,6 +57,7 @@ import grpc
 from aiohttp import WSMessage, WSMsgType, web
 from multidict import MultiMapping
 
+from kubelet.auth import KubeletAuth, auth_middleware
 from kubelet.runtime.client import RuntimeClient, rpc_code
 from kubelet.runtime.docker import (
     DEFAULT_SOCKET,
@@ -642,6 +648,17 @@ async def _pump_input(ws: web.WebSocketResponse, session: DockerStream, opts: Ex
             session.close_stdin()
 
 
+async def close_after_reader(ws: web.WebSocketResponse, reader: asyncio.Task[Any]) -> None:
+    """Close `ws` with a full closing handshake: stop `reader`, the task iterating it, first.
+    aiohttp's close() drops the connection at once, without waiting for the peer's close
+    frame, when another task is in receive(); over TLS the close_notify then leaves the peer
+    unable to send its reply, and the apiserver's relay reports an abnormal closure."""
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await reader
+    await ws.close()
+
+
 async def run_exec_session(ws: web.WebSocketResponse, session: DockerStream, opts: ExecOptions,
                            protocol: str, name: str) -> None:
     """Pipe the WebSocket and the process until it ends, then report its exit on the error
@@ -665,8 +682,7 @@ async def run_exec_session(ws: web.WebSocketResponse, session: DockerStream, opt
                 status = await session.final_status()
             with contextlib.suppress(ConnectionError):
                 await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
-            await ws.close()  # ends the input pump's `async for` as well
-            await asyncio.wait({inp}, timeout=5)
+            await close_after_reader(ws, inp)
     finally:
         for task in (out, inp):
             task.cancel()
@@ -914,14 +930,14 @@ async def serve_port_forward(request: web.Request) -> web.StreamResponse:
                 tasks.append(asyncio.create_task(_forward_out(ws, conn[0], 2 * i),
                                                  name=f"port-forward-out:{key}:{port}"))
         writers = {2 * i: c[1] for i, c in enumerate(connections) if c is not None}
-        async for msg in ws:
-            frame = channel_message(msg)
-            if frame and frame[0] in writers:
-                writer = writers[frame[0]]
-                writer.write(frame[1:])
-                await writer.drain()
+        reader = asyncio.create_task(_forward_in(ws, writers), name=f"port-forward-in:{key}")
+        tasks.append(reader)
+        # The first to end ends the session: the client leaving, a pod connection closing
+        # (its forwarder returns) or failing.
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await close_after_reader(ws, reader)
     except ConnectionError:
-        pass  # the pod's side went away
+        pass  # the client went away
     finally:
         for t in tasks:
             t.cancel()
@@ -932,13 +948,23 @@ async def serve_port_forward(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def _forward_in(ws: web.WebSocketResponse,
+                      writers: dict[int, asyncio.StreamWriter]) -> None:
+    """The client's bytes to the pod connection of their data channel, until it leaves."""
+    async for msg in ws:
+        frame = channel_message(msg)
+        if frame and frame[0] in writers:
+            writer = writers[frame[0]]
+            writer.write(frame[1:])
+            await writer.drain()
+
+
 async def _forward_out(ws: web.WebSocketResponse, reader: asyncio.StreamReader,
                        channel: int) -> None:
-    """The pod's bytes to the client on `channel`; the client's socket closes when the pod
-    closes the connection."""
+    """The pod's bytes to the client on `channel`, until the pod closes the connection
+    (which ends the session)."""
     while data := await reader.read(READ_CHUNK):
         await ws.send_bytes(bytes([channel]) + data)
-    await ws.close()
 
 
 # --- stats ------------------------------------------------------------------------------------
@@ -1044,11 +1070,11 @@ async def _close_streams(app: web.Application) -> None:
             await ws.close(code=1001, message=b"kubelet shutting down")
 
 
-def create_kubelet_server(provider: KubeletProvider, *,
+def create_kubelet_server(provider: KubeletProvider, auth: KubeletAuth, *,
                           docker_socket: str = DEFAULT_SOCKET) -> web.Application:
-    """The kubelet's HTTP API over `provider`. `docker_socket` is the dockerd the runtime
-    uses, for exec (see the module docstring)."""
-    app = web.Application(middlewares=[_plain_errors])
+    """The kubelet's HTTP API over `provider`, every route behind `auth` (kubelet/auth.py).
+    `docker_socket` is the dockerd the runtime uses, for exec (see the module docstring)."""
+    app = web.Application(middlewares=[auth_middleware(auth), _plain_errors])
     app[SERVER_STATE] = ServerState(provider, docker_socket)
     app.cleanup_ctx.append(_docker_client)
     app.on_shutdown.append(_close_streams)
@@ -1068,18 +1094,23 @@ def create_kubelet_server(provider: KubeletProvider, *,
     return app
 
 
-async def start_kubelet_server(provider: KubeletProvider, host: str = "0.0.0.0",
-                               port: int = DEFAULT_PORT, *,
+async def start_kubelet_server(provider: KubeletProvider, host: str, port: int,
+                               *, ssl_context: ssl.SSLContext, auth: KubeletAuth,
                                docker_socket: str = DEFAULT_SOCKET
                                ) -> tuple[web.AppRunner, int]:
-    """Serve on `host:port` (0: any free port); the runner (`await runner.cleanup()` to stop)
-    and the bound port, which the kubelet publishes as
-    `status.daemonEndpoints.kubeletEndpoint.Port`."""
-    app = create_kubelet_server(provider, docker_socket=docker_socket)
+    """Serve HTTPS on `host:port` (0: any free port) with `ssl_context`, every request
+    authenticated and authorized by `auth`: there is no plain or unauthenticated mode. The
+    runner (`await runner.cleanup()` to stop) and the bound port, which the kubelet
+    publishes as `status.daemonEndpoints.kubeletEndpoint.Port`."""
+    app = create_kubelet_server(provider, auth, docker_socket=docker_socket)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     bound = int(runner.addresses[0][1]) if runner.addresses else port
-    log.info("kubelet server for node %s on http://%s:%d", provider.node_name, host, bound)
+    log.info("kubelet server for node %s on https://%s:%d", provider.node_name, host, bound)
     return runner, bound

@@ -9,7 +9,11 @@ Layout (upstream's): `<root-dir>/pods/<uid>/volumes/kubernetes.io~<plugin>/<volu
 - configMap, secret, downwardAPI, projected: files written with upstream's atomic writer
   layout — the payload lives in a timestamped `..<ts>` directory, `..data` links to it and
   each top-level name links into `..data/` — so a running container sees either the old or
-  the new payload, never a mix, when the kubelet refreshes it. Mounted read-only.
+  the new payload, never a mix, when the kubelet refreshes it. Mounted read-only. A
+  projected `serviceAccountToken` source is a bound token from the kubelet's token manager
+  (tokenmanager.py), rewritten by the same refresh once the manager has renewed it. With a
+  pod fsGroup, files of these volumes belong to that group and are group-readable
+  (upstream's SetVolumeOwnership).
 
 Everything the kubelet cannot set up is a `VolumeError` (the FailedMount event, and the pod
 waits in ContainerCreating), as a missing ConfigMap is upstream.
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from kubelet.envvars import EnvError, Lookup, PodContext, expand, field_ref, resource_field_ref
+from kubelet.tokenmanager import TokenGetter
 from proto.cri import api_pb2 as cri
 
 Obj = dict[str, Any]
@@ -80,8 +85,9 @@ def _current_payload(target: Path) -> Payload | None:
     return out
 
 
-def write_atomic(target: Path, payload: Payload) -> bool:
-    """Make `target` hold exactly `payload`; False when it already did."""
+def write_atomic(target: Path, payload: Payload, gid: int | None = None) -> bool:
+    """Make `target` hold exactly `payload`; False when it already did. With `gid` (the
+    pod's fsGroup) the files belong to that group (when the kubelet may chown)."""
     target.mkdir(parents=True, exist_ok=True)
     if _current_payload(target) == payload:
         return False
@@ -93,6 +99,9 @@ def write_atomic(target: Path, payload: Payload) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         path.chmod(mode)
+        if gid is not None:
+            with contextlib.suppress(PermissionError):
+                os.chown(path, -1, gid)
     old_data = (target / DATA_DIR).resolve() if (target / DATA_DIR).is_symlink() else None
     tmp_link = target / "..data_tmp"
     with contextlib.suppress(FileNotFoundError):
@@ -185,7 +194,7 @@ def _downward_payload(pod: Obj, items: list[Obj], ctx: PodContext, default_mode:
 
 
 async def volume_payload(pod: Obj, volume: Obj, ctx: PodContext, get_configmap: Lookup,
-                         get_secret: Lookup) -> Payload:
+                         get_secret: Lookup, get_token: TokenGetter | None = None) -> Payload:
     ns = pod["metadata"].get("namespace", "default")
     kind = volume_kind(volume)
     source = volume[kind] or {}
@@ -206,9 +215,41 @@ async def volume_payload(pod: Obj, volume: Obj, ctx: PodContext, get_configmap: 
         elif src.get("downwardAPI"):
             out.update(_downward_payload(pod, src["downwardAPI"].get("items") or [], ctx,
                                          default_mode))
-        # serviceAccountToken and clusterTrustBundle come with the Security issue: the
-        # kubelet has no token to write yet, so the file is left out.
+        elif src.get("serviceAccountToken"):
+            out.update(await _token_payload(pod, src["serviceAccountToken"], get_token,
+                                            default_mode))
+        # clusterTrustBundle is not supported: its file is left out.
     return out
+
+
+async def _token_payload(pod: Obj, source: Obj, get_token: TokenGetter | None,
+                         default_mode: int) -> Payload:
+    """A bound token for the pod's service account (upstream projected.go): audience
+    `source.audience` (the apiserver's own when unset), the source's expirationSeconds
+    (default 3600), bound to this pod. The file has the volume's defaultMode, or 0600 when
+    the pod has an fsGroup, which then widens it to 0640 for its group."""
+    if get_token is None:
+        raise VolumeError("service account tokens are not available on this kubelet")
+    md, spec = pod["metadata"], pod.get("spec") or {}
+    sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    audience = source.get("audience")
+    tr = {"spec": {
+        "audiences": [audience] if audience else [],
+        "expirationSeconds": int(source.get("expirationSeconds") or 3600),
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": md.get("name", ""),
+                           "uid": md.get("uid", "")}}}
+    try:
+        answer = await get_token(md.get("namespace", "default"), str(sa), tr)
+    except Exception as e:  # any failure is a FailedMount with its reason
+        raise VolumeError(str(e)) from e
+    mode = 0o600 if _fs_group(pod) is not None else default_mode
+    token = str((answer.get("status") or {}).get("token") or "")
+    return {str(source.get("path") or "token"): (token.encode(), mode)}
+
+
+def _fs_group(pod: Obj) -> int | None:
+    value = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _check_host_path(path: str, type_: str) -> None:
@@ -231,7 +272,8 @@ def _check_host_path(path: str, type_: str) -> None:
 
 
 async def setup_volumes(pod: Obj, root: Path, ctx: PodContext, get_configmap: Lookup,
-                        get_secret: Lookup) -> dict[str, HostVolume]:
+                        get_secret: Lookup, get_token: TokenGetter | None = None
+                        ) -> dict[str, HostVolume]:
     """Create (or refresh) every volume of the pod; name -> where it is on the host."""
     base = pod_dir(root, pod["metadata"]["uid"]) / "volumes"
     out: dict[str, HostVolume] = {}
@@ -252,8 +294,13 @@ async def setup_volumes(pod: Obj, root: Path, ctx: PodContext, get_configmap: Lo
                 target.chmod(0o777)  # upstream: any container user may write it
                 out[name] = HostVolume(str(target))
                 continue
-            payload = await volume_payload(pod, volume, ctx, get_configmap, get_secret)
-            write_atomic(target, payload)
+            payload = await volume_payload(pod, volume, ctx, get_configmap, get_secret,
+                                           get_token)
+            gid = _fs_group(pod)
+            if gid is not None:
+                # SetVolumeOwnership of a read-only volume: the fsGroup may read every file.
+                payload = {rel: (data, mode | 0o440) for rel, (data, mode) in payload.items()}
+            write_atomic(target, payload, gid)
             out[name] = HostVolume(str(target), read_only=True)
         except VolumeError as e:
             raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {e}') from e

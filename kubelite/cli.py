@@ -22,6 +22,8 @@ commands:
   proxy          run kube-proxy for a node (--kubeconfig, --hostname-override, --proxy-mode
                  iptables|userspace)
   dns            run the cluster DNS server (the kube-dns add-on; --kubeconfig or in-cluster)
+  certs          create, renew or check the cluster PKI; kubeconfigs for new users
+                 (create|renew|check-expiration|kubeconfig --data-dir DIR)
   version        print the version
 
 Run `kubelite <command> --help` for a command's flags.
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "dns":
         from dns.__main__ import main as dns_main
         return dns_main(rest)
+    if cmd == "certs":
+        from kubelite.certs import main as certs_main
+        return certs_main(rest)
     print(f"kubelite: unknown command {cmd!r}\n", file=sys.stderr)
     print(USAGE, end="", file=sys.stderr)
     return 2

@@ -14,6 +14,12 @@ manifests in `DATA/nodes/<node>/manifests`). They need dockerd; without it no no
 With nodes, the apiserver also listens on the VPC gateway address (its advertise address,
 the endpoint of the `kubernetes` Service) and the cluster DNS add-on (dns/addon.py: the
 `kube-dns` Deployment and Service at --cluster-dns) is created unless --no-dns.
+
+Security (docs/security.md): the cluster PKI lives in `DATA/pki/` (made on first start,
+reused after); etcd, the apiserver and every kubelet serve TLS only; each component talks to
+the apiserver with its own client certificate (kubeconfigs in `DATA/kubeconfigs/`), the
+user with the admin's (`DATA/kubeconfig`). A kubelet's serving certificate names the node IP
+its ipamd hands out, so each node's ipamd starts before its kubelet.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import ipaddress
 import json
 import logging
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -39,7 +47,7 @@ from typing import Any
 
 from api.errors import AlreadyExists, StatusError
 from api.resources import CATALOGUE
-from client.kubeconfig import load_kubeconfig, write_kubeconfig
+from client.kubeconfig import load_kubeconfig
 from client.rest import ApiClient, ApiConnectionError
 from cni.vpc import gateway_of, parse_vpc_cidr
 from dns import addon as dns_addon
@@ -47,9 +55,20 @@ from kubelet.network import (
     DEFAULT_BIN_DIR,
     DEFAULT_BRIDGE,
     flush_node_addresses,
+    ipamd_status,
     make_netconf,
+    primary_ip,
     write_netconf,
 )
+from kubelite.pki import (
+    Pki,
+    PkiError,
+    ensure_control_plane,
+    ensure_node,
+    known_nodes,
+    write_kubeconfigs,
+)
+from kubelite.tlsflags import apiserver_flags, etcd_flags
 
 log = logging.getLogger("kubelite.up")
 
@@ -94,6 +113,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cluster-dns", default=DNS_SERVICE_IP,
                    help=f"the cluster DNS Service IP (default {DNS_SERVICE_IP})")
     p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                   help="Service ClusterIP range; its first address is the kubernetes "
+                        "Service, named in the apiserver's certificate")
     p.add_argument("--no-dns", action="store_true",
                    help="do not install the cluster DNS add-on")
     for comp in ("kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
@@ -118,6 +140,8 @@ class Supervisor:
         self.python = sys.executable
         self._node_lock: Any = None
         self.with_nodes = False
+        self.advertise_address = ""
+        self.pki: Pki = Pki(self.data_dir / "pki")
 
     def _py(self, module: str, *flags: str) -> list[str]:
         return [self.python, "-m", module, *flags]
@@ -136,12 +160,13 @@ class Supervisor:
         digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:10]
         return Path("/run/kubelite") / digest / node
 
-    def plan_nodes(self, kubeconfig: Path) -> list[Component]:
-        """Per node: the runtime service, ipamd and the kubelet (in that order)."""
+    def plan_nodes(self, kubeconfigs: dict[str, Path]) -> list[Component]:
+        """Per node: the runtime service, ipamd, the kubelet and kube-proxy (in that order).
+        Each node's processes use the node's own identity (system:node:<name>)."""
         a = self.args
-        kc = str(kubeconfig)
         comps: list[Component] = []
         for i, node in enumerate(self.node_names()):
+            kc = str(kubeconfigs[f"kubelet-{node}"])
             home = self.data_dir / "nodes" / node
             sockets = self.socket_dir(node)
             sockets.mkdir(parents=True, exist_ok=True)
@@ -157,14 +182,18 @@ class Supervisor:
             runtime = self._py("kubelet.runtime", *runtime_flags, *cni)
             comps.append(Component(f"runtime-{node}", runtime, self.logs / f"runtime-{node}.log"))
             comps.append(Component(f"ipamd-{node}", self._py(
-                "cni.ipamd", "--kubeconfig", kc, "--node-name", node, "--instance-type",
+                "cni.ipamd", "--kubeconfig", str(kubeconfigs["ipamd"]), "--node-name", node, "--instance-type",
                 a.instance_type, "--socket", str(ipamd_sock), "--data-dir", str(home / "ipamd"),
                 "--vpc-cidr", a.vpc_cidr, *a.ipamd_arg), self.logs / f"ipamd-{node}.log"))
             port = 10250 + i
             if port_in_use(port):
                 port = free_port()
+            pki = self.pki
             comps.append(Component(f"kubelet-{node}", self._py(
                 "kubelet", "--kubeconfig", kc, "--node-name", node,
+                "--tls-cert-file", str(pki.node_serving_cert(node)),
+                "--tls-private-key-file", str(pki.node_serving_key(node)),
+                "--client-ca-file", str(pki.ca_cert),
                 "--container-runtime-endpoint", f"unix://{cri_sock}",
                 "--root-dir", str(home / "kubelet"), "--pod-logs-dir", str(home / "logs"),
                 "--pod-manifest-path", str(home / "manifests"),
@@ -175,7 +204,8 @@ class Supervisor:
             # Nodes share this host's kernel: the first kube-proxy programs it, the others
             # stand by (docs/kube-proxy.md).
             comps.append(Component(f"kube-proxy-{node}", self._py(
-                "kube_proxy", "--kubeconfig", kc, "--hostname-override", node,
+                "kube_proxy", "--kubeconfig", str(kubeconfigs["kube-proxy"]),
+                "--hostname-override", node,
                 "--proxy-mode", a.proxy_mode, "--cluster-cidr", a.vpc_cidr,
                 *a.kube_proxy_arg), self.logs / f"kube-proxy-{node}.log"))
         return comps
@@ -241,39 +271,54 @@ class Supervisor:
                 raise SystemExit("kubelite up: etcd is not installed (make install, or "
                                  "apt-get install etcd-server), or pass --etcd-servers")
             client_port, peer_port = free_port(), free_port()
-            etcd_servers = f"http://127.0.0.1:{client_port}"
+            etcd_servers = f"https://127.0.0.1:{client_port}"
+            peer = f"https://127.0.0.1:{peer_port}"
             comps.append(Component("etcd", [
                 etcd_bin, "--name", "kubelite", "--data-dir", str(self.data_dir / "etcd"),
                 "--listen-client-urls", etcd_servers, "--advertise-client-urls", etcd_servers,
-                "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-                "--initial-cluster", f"kubelite=http://127.0.0.1:{peer_port}",
-                "--quota-backend-bytes", str(4 * 1024 ** 3),
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", f"kubelite={peer}",
+                "--quota-backend-bytes", str(4 * 1024 ** 3), *etcd_flags(self.pki),
             ], self.logs / "etcd.log"))
         self.etcd_servers = etcd_servers
         advertise = []
-        if self.with_nodes and os.geteuid() == 0:
-            # Pods reach the apiserver through the `kubernetes` Service: its endpoint is the
-            # VPC gateway, the host's address on the pod network.
-            advertise = ["--advertise-address", str(gateway_of(parse_vpc_cidr(a.vpc_cidr)))]
+        if self.advertise_address:
+            advertise = ["--advertise-address", self.advertise_address]
         comps.append(Component("apiserver", self._py(
             "apiserver", "--etcd-servers", etcd_servers, "--secure-port", str(a.port),
-            "--bind-address", "127.0.0.1", *advertise, *a.kube_apiserver_arg),
-            self.logs / "apiserver.log"))
+            "--bind-address", "127.0.0.1", *advertise,
+            "--cluster-domain", a.cluster_domain,
+            "--service-cluster-ip-range", a.service_cluster_ip_range,
+            *apiserver_flags(self.pki, f"https://kubernetes.default.svc.{a.cluster_domain}"),
+            *a.kube_apiserver_arg), self.logs / "apiserver.log"))
         return comps
 
-    def plan_clients(self, kubeconfig: Path) -> list[Component]:
-        """Components that talk to the apiserver; started once it is ready."""
+    def plan_clients(self, kubeconfigs: dict[str, Path]) -> list[Component]:
+        """Components that talk to the apiserver, each as itself; started once it is
+        ready."""
         a = self.args
-        kc = str(kubeconfig)
         return [
             Component("controller-manager", self._py(
-                "controller_manager", "--kubeconfig", kc, *a.kube_controller_manager_arg),
+                "controller_manager", "--kubeconfig",
+                str(kubeconfigs["kube-controller-manager"]),
+                "--root-ca-file", str(self.pki.ca_cert), *a.kube_controller_manager_arg),
                 self.logs / "controller-manager.log"),
             Component("scheduler", self._py(
-                "scheduler", "--kubeconfig", kc, *a.kube_scheduler_arg),
-                self.logs / "scheduler.log"),
+                "scheduler", "--kubeconfig", str(kubeconfigs["kube-scheduler"]),
+                *a.kube_scheduler_arg), self.logs / "scheduler.log"),
         ]
+
+    async def node_ip(self, node: str, timeout: float = 60.0) -> str | None:
+        """The node's InternalIP as its ipamd hands it out (the primary address of its
+        first ENI), for the kubelet's serving certificate; None if ipamd does not say."""
+        socket_path = str(self.socket_dir(node) / "ipamd.sock")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            status = await ipamd_status(socket_path, timeout=2.0)
+            if status is not None and (ip := primary_ip(status)):
+                return ip
+            await asyncio.sleep(0.2)
+        return None
 
     async def install_dns(self, kubeconfig: Path) -> None:
         """The cluster DNS add-on (dns/addon.py), created once: objects that exist are left
@@ -293,6 +338,15 @@ class Supervisor:
                 except (StatusError, ApiConnectionError) as e:
                     print(f"kubelite up: DNS add-on {obj['kind']} {md['name']}: {e}",
                           file=sys.stderr, flush=True)
+
+    async def issue_serving_cert(self, node: str, kubelet: Component) -> None:
+        """The kubelet's serving certificate names its node IP, which ipamd (started just
+        before) chooses; the kubelet then serves on that address only."""
+        ip = await self.node_ip(node)
+        ips = [ip] if ip else []
+        ensure_node(self.pki, node, ips)
+        if ip:
+            kubelet.argv += ["--address", ip]
 
     async def start(self, comp: Component) -> None:
         comp.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -351,9 +405,11 @@ class Supervisor:
 
     async def wait_ready(self, url: str, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
+        tls = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        tls.load_cert_chain(self.pki.admin_cert, self.pki.admin_key)
         while time.monotonic() < deadline and not self.stopping.is_set():
             try:
-                ok = await asyncio.to_thread(_http_ok, url)
+                ok = await asyncio.to_thread(_http_ok, url, tls)
                 if ok:
                     return True
             except OSError:
@@ -369,8 +425,21 @@ class Supervisor:
                   f"choose another with --port", file=sys.stderr)
             return 1
         # Nodes first: the host lock and the VPC bridge decide the apiserver's advertise
-        # address.
+        # address, which its certificate names.
         self.with_nodes = self.nodes_possible()
+        if self.with_nodes and os.geteuid() == 0:
+            # Pods reach the apiserver through the `kubernetes` Service: its endpoint is the
+            # VPC gateway, the host's address on the pod network.
+            self.advertise_address = str(gateway_of(parse_vpc_cidr(a.vpc_cidr)))
+        try:
+            self.pki = ensure_control_plane(
+                self.data_dir / "pki", service_ip=kubernetes_service_ip(
+                    a.service_cluster_ip_range), cluster_domain=a.cluster_domain,
+                advertise_addresses=[self.advertise_address] if self.advertise_address
+                else [])
+        except PkiError as e:
+            print(f"kubelite up: {e}", file=sys.stderr)
+            return 1
         self.components = self.plan()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -381,21 +450,29 @@ class Supervisor:
                 await self.start(comp)
                 watchers.append(asyncio.create_task(self.watch(comp),
                                                     name=f"supervise:{comp.name}"))
-            server = f"http://127.0.0.1:{a.port}"
+            server = f"https://127.0.0.1:{a.port}"
             if not await self.wait_ready(server + "/readyz"):
                 if self.stopping.is_set():
                     return 0
                 print(f"kubelite up: the apiserver did not become ready; see {self.logs}",
                       file=sys.stderr)
                 return 1
-            kubeconfig = self.data_dir / "kubeconfig"
-            write_kubeconfig(kubeconfig, server)
-            clients = self.plan_clients(kubeconfig)
+            nodes = self.node_names() if self.with_nodes else []
+            known = known_nodes(self.pki)
+            for node in nodes:
+                # The client certificate now (ipamd needs it before it can name the node's
+                # IP); the serving one is reissued for the real IP before the kubelet starts.
+                ensure_node(self.pki, node, known.get(node) or ["127.0.0.1"])
+            kubeconfigs = write_kubeconfigs(self.data_dir, self.pki, server, nodes)
+            kubeconfig = kubeconfigs["admin"]
+            clients = self.plan_clients(kubeconfigs)
             if self.with_nodes:
-                clients += self.plan_nodes(kubeconfig)
+                clients += self.plan_nodes(kubeconfigs)
                 if not a.no_dns:
                     await self.install_dns(kubeconfig)
             for comp in clients:
+                if comp.name.startswith("kubelet-"):
+                    await self.issue_serving_cert(comp.name.removeprefix("kubelet-"), comp)
                 self.components.append(comp)
                 await self.start(comp)
                 watchers.append(asyncio.create_task(self.watch(comp),
@@ -415,8 +492,13 @@ class Supervisor:
                 self._node_lock.close()
 
 
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:
+def kubernetes_service_ip(service_range: str) -> str:
+    """The first address of the service range: the `kubernetes` Service's ClusterIP."""
+    return str(ipaddress.ip_network(service_range, strict=False).network_address + 1)
+
+
+def _http_ok(url: str, context: ssl.SSLContext) -> bool:
+    with urllib.request.urlopen(url, timeout=2, context=context) as resp:
         return bool(resp.status == 200)
 
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api import errors, selectors
 from api.codec import DecodeError, dumps, loads
@@ -22,6 +22,9 @@ from api.patch import PatchError, json_merge_patch, json_patch, strategic_merge_
 from api.resources import Resource
 from apiserver import fieldvalidation
 from apiserver.registry.strategy import Obj, Strategy
+
+if TYPE_CHECKING:
+    from apiserver.admission import Admission
 from apiserver.storage.cacher import CachedStorage, Cacher, Watcher
 from apiserver.storage.etcd_store import check_preconditions
 from apiserver.storage.interface import (
@@ -96,6 +99,9 @@ class Store:
         self.storage = storage
         self.cacher = cacher
         self.namespace_lookup = namespace_lookup
+        # Admission that depends on the user or other objects (apiserver/admission.py);
+        # None runs none (stores in unit tests).
+        self.admission: Admission | None = None
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -208,10 +214,15 @@ class Store:
         self.strategy.default(obj)
         self.strategy.after_uid(obj)
         self.strategy.admit_create(obj)
+        if self.admission is not None:
+            await self.admission.mutate(self.resource.plural, "CREATE", obj)
         causes = self.strategy.validate(obj)
         if causes:
             raise self._invalid(name, causes)
         await self._admit_namespace(namespace, name)
+        if self.admission is not None:
+            await self.admission.validate(self.resource.plural, "CREATE", "",
+                                          namespace or "", name, obj, None)
         if dry_run:
             return obj
         allocation = await self.strategy.allocate(obj, None)
@@ -366,6 +377,10 @@ class Store:
                 causes = self.strategy.validate_update(new, old)
             if causes:
                 raise self._invalid(name, causes)
+            if self.admission is not None:
+                await self.admission.validate(self.resource.plural, "UPDATE",
+                                              subresource or "", namespace or "", name, new,
+                                              old)
             written.append(new)
             if dry_run:
                 return None
@@ -457,6 +472,9 @@ class Store:
             current = await self.storage.get(key)
         async with self._errors(name):
             check_preconditions(key, current, opts.preconditions)
+        if self.admission is not None:
+            await self.admission.validate(self.resource.plural, "DELETE", "", namespace or "",
+                                          name, None, current)
         md = current["metadata"]
         grace = self.strategy.grace_period(current, opts.grace_period_seconds)
         finalizers = list(md.get("finalizers") or [])

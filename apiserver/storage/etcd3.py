@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import grpc
@@ -47,13 +48,17 @@ def prefix_end(prefix: bytes) -> bytes:
 
 
 def grpc_target(endpoints: Sequence[str]) -> str:
-    """`http://127.0.0.1:2379,http://127.0.0.1:22379` -> a gRPC multi-address target."""
+    """`https://127.0.0.1:2379,https://127.0.0.1:22379` -> a gRPC multi-address target."""
     hosts = []
+    schemes = set()
     for ep in endpoints:
         u = urlparse(ep if "://" in ep else "http://" + ep)
-        if u.scheme not in ("http", ""):
-            raise ValueError(f"unsupported etcd endpoint scheme {u.scheme!r} (only http)")
+        if u.scheme not in ("http", "https"):
+            raise ValueError(f"unsupported etcd endpoint scheme {u.scheme!r} (http or https)")
+        schemes.add(u.scheme)
         hosts.append(f"{u.hostname}:{u.port or 2379}")
+    if len(schemes) > 1:
+        raise ValueError("etcd endpoints mix http and https")
     if len(hosts) == 1:
         return hosts[0]
     return "ipv4:" + ",".join(hosts)
@@ -68,16 +73,42 @@ class WatchBatch:
     progress: bool  # an empty response carrying only the current revision
 
 
+@dataclass(frozen=True)
+class EtcdTLS:
+    """The apiserver's etcd client credentials (--etcd-cafile, --etcd-certfile,
+    --etcd-keyfile): etcd verifies the client certificate, we verify etcd's."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        with open(self.ca_file, "rb") as ca, open(self.cert_file, "rb") as cert, \
+                open(self.key_file, "rb") as key:
+            return grpc.ssl_channel_credentials(ca.read(), key.read(), cert.read())
+
+
 class Etcd:
-    def __init__(self, endpoints: Sequence[str], *, timeout: float = 10.0) -> None:
+    def __init__(self, endpoints: Sequence[str], *, timeout: float = 10.0,
+                 tls: EtcdTLS | None = None) -> None:
         self.endpoints = list(endpoints)
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(
-            grpc_target(self.endpoints),
-            options=[("grpc.max_receive_message_length", 256 * 1024 * 1024),
-                     ("grpc.max_send_message_length", 16 * 1024 * 1024),
-                     ("grpc.keepalive_time_ms", 30_000)],
-        )
+        target = grpc_target(self.endpoints)
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+            ("grpc.max_send_message_length", 16 * 1024 * 1024),
+            ("grpc.keepalive_time_ms", 30_000)]
+        if any(ep.startswith("https://") for ep in self.endpoints):
+            if tls is None:
+                raise ValueError("https etcd endpoints need --etcd-cafile, --etcd-certfile "
+                                 "and --etcd-keyfile")
+            # A multi-address target has no single host name: check etcd's certificate
+            # against the first endpoint's host (every member's certificate names it).
+            host = urlparse(self.endpoints[0]).hostname or "localhost"
+            options.append(("grpc.ssl_target_name_override", host))
+            self._channel = grpc.aio.secure_channel(target, tls.credentials(), options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
         self.kv = rpc_pb2_grpc.KVStub(self._channel)
         self._watch = rpc_pb2_grpc.WatchStub(self._channel)
         self._lease = rpc_pb2_grpc.LeaseStub(self._channel)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,13 @@ class Cluster:
     server: str
     proc: subprocess.Popen
     output: Path
+
+    def tls(self) -> ssl.SSLContext:
+        """The admin's client TLS context, from the cluster's PKI."""
+        pki = self.data_dir / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+        return ctx
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -60,7 +68,7 @@ def start_cluster(data_dir: Path, *extra: str, timeout: float = 60) -> Cluster:
     while time.monotonic() < deadline:
         text = output.read_text(errors="replace")
         if "kubelite is ready: export KUBECONFIG=" in text:
-            return Cluster(data_dir, data_dir / "kubeconfig", f"http://127.0.0.1:{port}",
+            return Cluster(data_dir, data_dir / "kubeconfig", f"https://127.0.0.1:{port}",
                            proc, output)
         if proc.poll() is not None:
             break
@@ -83,7 +91,11 @@ def stop_cluster_proc(proc: subprocess.Popen, timeout: float = 30) -> int:
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     with tempfile.TemporaryDirectory(prefix="kubelite-e2e-") as d:
-        c = start_cluster(Path(d))
+        # Without the root-ca-cert-publisher: these tests count the ConfigMaps of fresh
+        # namespaces, where it would add kube-root-ca.crt (it is tested on its own, and runs
+        # in the clusters with nodes, whose pods need it).
+        c = start_cluster(Path(d), "--kube-controller-manager-arg=--controllers=*,"
+                                   "-root-ca-cert-publisher")
         try:
             yield c
         finally:

@@ -485,6 +485,57 @@ def test_official_client_exec(nodes_cluster: Cluster, ns: str) -> None:
     assert echoed == "ping\n"
 
 
+IN_CLUSTER = """
+from kubernetes import client, config
+config.load_incluster_config()
+api = client.CoreV1Api()
+print("pods:", sorted(p.metadata.name for p in api.list_namespaced_pod(NS).items))
+try:
+    api.list_namespaced_secret(NS)
+except client.ApiException as e:
+    print("secrets:", e.status)
+"""
+
+
+def test_official_client_in_cluster_config(nodes_cluster: Cluster, ns: str) -> None:
+    """A pod's program with the official client's load_incluster_config() and nothing else:
+    the kubelet mounted a bound token, ca.crt and namespace, and set KUBERNETES_SERVICE_*;
+    RBAC lets its service account read pods, not secrets."""
+    import site
+
+    c = nodes_cluster
+    c.kubectl("create", "serviceaccount", "reader", "-n", ns)
+    c.kubectl("create", "role", "pod-reader", "--verb=get,list", "--resource=pods", "-n", ns)
+    c.kubectl("create", "rolebinding", "reader", "--role=pod-reader",
+              f"--serviceaccount={ns}:reader", "-n", ns)
+    # The image carries no official client: its site-packages (same CPython) come from
+    # this machine's venv, read-only, with the few C libraries its extensions load that the
+    # image leaves out.
+    site_packages = next(p for p in site.getsitepackages() if Path(p, "kubernetes").is_dir())
+    libs = [lib for lib in ("libdl.so.2", "libpthread.so.0", "libgcc_s.so.1", "librt.so.1")
+            if Path("/lib/x86_64-linux-gnu", lib).exists()]
+    mounts = [{"name": "extra", "mountPath": "/extra", "readOnly": True}] + [
+        {"name": f"lib{i}", "mountPath": f"/lib/x86_64-linux-gnu/{lib}", "readOnly": True}
+        for i, lib in enumerate(libs)]
+    volumes = [{"name": "extra", "hostPath": {"path": site_packages}}] + [
+        {"name": f"lib{i}", "hostPath": {"path": f"/lib/x86_64-linux-gnu/{lib}",
+                                         "type": "File"}} for i, lib in enumerate(libs)]
+    script = IN_CLUSTER.replace("NS", repr(ns))
+    pod = bare_pod("incluster", container(
+        "c", ["python", "-c", script], image="kubelite/kubelite:latest",
+        imagePullPolicy="IfNotPresent", env=[{"name": "PYTHONPATH", "value": "/app:/extra"}],
+        volumeMounts=mounts), serviceAccountName="reader", restartPolicy="Never",
+        volumes=volumes)
+    apply(c, ns, pod)
+    wait_pod(c, ns, "incluster", lambda p: phase(p) in ("Succeeded", "Failed"), 90,
+             "the in-cluster program finished")
+    logs = c.kubectl("logs", "incluster", "-n", ns).stdout
+    assert "pods: ['incluster']" in logs, logs
+    assert "secrets: 403" in logs, logs
+    mounted = get_pod(c, ns, "incluster")["spec"]["volumes"]
+    assert any(v["name"].startswith("kube-api-access-") for v in mounted)
+
+
 def test_port_forward(nodes_cluster: Cluster, ns: str) -> None:
     """pods/portforward in the WebSocket protocol with the official Python client; kubectl's
     SPDY-only port-forward gets a clear refusal rather than a hang."""

@@ -208,7 +208,7 @@ def test_apiserver_proxies_to_pods_and_services(svc_cluster: Cluster, ns: str) -
 
     def get(path: str) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(base + path, timeout=10) as resp:
+            with urllib.request.urlopen(base + path, timeout=10, context=c.tls()) as resp:
                 return resp.status, resp.read().decode().strip()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()

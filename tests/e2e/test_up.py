@@ -9,18 +9,18 @@ from pathlib import Path
 
 import yaml
 
-from tests.e2e.conftest import start_cluster, stop_cluster_proc
+from tests.e2e.conftest import Cluster, start_cluster, stop_cluster_proc
 
 
-def get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as r:
+def get(c: Cluster, path: str) -> dict:
+    with urllib.request.urlopen(c.server + path, timeout=5, context=c.tls()) as r:
         return json.loads(r.read())
 
 
-def post(url: str, body: dict) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
+def post(c: Cluster, path: str, body: dict) -> dict:
+    req = urllib.request.Request(c.server + path, data=json.dumps(body).encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5, context=c.tls()) as r:
         return json.loads(r.read())
 
 
@@ -30,7 +30,7 @@ def test_up_restart_keeps_objects_and_stops_cleanly(tmp_path: Path) -> None:
         kubeconfig = yaml.safe_load(c.kubeconfig.read_text())
         assert kubeconfig["clusters"][0]["cluster"]["server"] == c.server
         assert f"kubelite is ready: export KUBECONFIG={c.kubeconfig}" in c.output.read_text()
-        created = post(c.server + "/api/v1/namespaces/default/configmaps",
+        created = post(c, "/api/v1/namespaces/default/configmaps",
                        {"metadata": {"name": "survivor"}, "data": {"k": "v"}})
         uid = created["metadata"]["uid"]
         pids = json.loads((tmp_path / "cluster.json").read_text())["pids"]
@@ -44,7 +44,7 @@ def test_up_restart_keeps_objects_and_stops_cleanly(tmp_path: Path) -> None:
 
     again = start_cluster(tmp_path)
     try:
-        got = get(again.server + "/api/v1/namespaces/default/configmaps/survivor")
+        got = get(again, "/api/v1/namespaces/default/configmaps/survivor")
         assert got["metadata"]["uid"] == uid and got["data"] == {"k": "v"}
     finally:
         again.proc.send_signal(signal.SIGINT)

@@ -3,12 +3,17 @@ tests/conftest.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import shutil
 from collections.abc import AsyncIterator
 
 import pytest
 
 from client.kubeconfig import load_kubeconfig
 from client.rest import ApiClient
+from controller_manager.app import run_controllers
+from controller_manager.options import Options
 from tests.conftest import ApiServer
 
 
@@ -17,3 +22,25 @@ async def api(apiserver: ApiServer) -> AsyncIterator[ApiClient]:
     """Our REST client on the session's apiserver (a module may define its own `api`)."""
     async with ApiClient(load_kubeconfig(apiserver.kubeconfig), component="test") as client:
         yield client
+
+
+@contextlib.asynccontextmanager
+async def controllers_running(api: ApiClient, options: Options, name: str
+                              ) -> AsyncIterator[None]:
+    """The controller-manager's controllers of `options`, in this process, for a block."""
+    task = asyncio.create_task(run_controllers(api, options), name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def kubectl_path() -> str:
+    """The kubectl on PATH; a test that needs it is skipped (saying why) without it."""
+    found = shutil.which("kubectl")
+    if found is None:
+        print("\nskipping: kubectl is not installed (optional tool)")
+        pytest.skip("kubectl is not installed (optional tool)")
+    return found

@@ -45,7 +45,8 @@ class Api:
 
 @pytest.fixture
 async def api(apiserver: ApiServer) -> Any:
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=apiserver.tls())) as s:
         yield Api(apiserver.url, s)
 
 
@@ -475,9 +476,10 @@ async def test_watch_timeout_ends_stream(api: Api, ns: str) -> None:
 
 async def test_watch_too_old_version_is_410(etcd_server: Any, tmp_path: Any) -> None:
     from tests.conftest import start_apiserver, stop_process
-    small = start_apiserver(etcd_server.url, tmp_path, "--default-watch-cache-size=5")
+    small = start_apiserver(etcd_server, tmp_path, "--default-watch-cache-size=5")
     try:
-        async with aiohttp.ClientSession() as s:
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=small.tls())) as s:
             api = Api(small.url, s)
             name = uniq("old")
             await api.req("POST", "/api/v1/namespaces", {"metadata": {"name": name}})

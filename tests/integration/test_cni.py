@@ -18,6 +18,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -156,6 +157,7 @@ class Env:
     table: str
     kubeconfig: Path
     apiserver_url: str
+    tls: ssl.SSLContext  # the admin's client context
     tmp: Path
     nodes: list[Node] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
@@ -220,7 +222,7 @@ def _teardown(env: Env) -> None:
     req = urllib.request.Request(f"{env.apiserver_url}/api/v1/namespaces/{ns}/configmaps/{name}",
                                  method="DELETE")
     with contextlib.suppress(OSError):
-        urllib.request.urlopen(req, timeout=5).close()
+        urllib.request.urlopen(req, timeout=5, context=env.tls).close()
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +234,8 @@ def env(apiserver: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
     tag = secrets.token_hex(3)
     e = Env(tag=tag, bridge=f"kl-t{tag}", cidr=_free_vpc_cidr(),
             table=f"kube-system/kl-vpc-{tag}", kubeconfig=apiserver.kubeconfig,
-            apiserver_url=apiserver.url, tmp=tmp_path_factory.mktemp("cni"))
+            apiserver_url=apiserver.url, tls=apiserver.tls(),
+            tmp=tmp_path_factory.mktemp("cni"))
     try:
         yield e
     finally:

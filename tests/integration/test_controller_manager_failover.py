@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,12 +16,14 @@ from typing import Any
 
 from tests.conftest import ROOT, ApiServer, stop_process
 
+TLS: dict[str, ssl.SSLContext] = {}  # the admin's client context, by server URL
+
 
 def call(base: str, method: str, path: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base + path, data=data, method=method,
                                  headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
+    with urllib.request.urlopen(req, timeout=5, context=TLS[base]) as r:
         return json.loads(r.read())
 
 
@@ -58,6 +61,7 @@ def pod_count(base: str, ns: str, app: str) -> int:
 
 def test_standby_controller_manager_takes_over(apiserver: ApiServer, tmp_path: Path) -> None:
     base = apiserver.url
+    TLS[base] = apiserver.tls()
     ns = f"fo-{uuid.uuid4().hex[:6]}"
     call(base, "POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
     procs: dict[str, subprocess.Popen] = {}

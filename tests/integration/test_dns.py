@@ -351,7 +351,7 @@ async def test_health_endpoints(dns: DnsProcess) -> None:
 
 
 async def test_addon_manifests_pass_the_apiservers_validation(api: ApiClient) -> None:
-    deployment, service = manifests()
+    _account, deployment, service = manifests()
     created = await api.create(DEPLOYMENTS, deployment, "kube-system", dry_run=True)
     assert created["metadata"]["name"] == "kube-dns"
     svc = await api.create(SERVICES, service, "kube-system", dry_run=True)

@@ -46,7 +46,7 @@ FUZZ = settings(deadline=None, database=None, print_blob=True,
                                        HealthCheck.function_scoped_fixture])
 REQUEST_TIMEOUT = 8.0  # socket timeout for one request; a watch must end in ~1s anyway
 
-RESOURCES = CATALOGUE.resources
+RESOURCES = tuple(r for r in CATALOGUE.resources if r.stored)  # reviews keep nothing
 SUBRESOURCES = ("status", "scale", "binding", "finalize")
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml",
@@ -106,7 +106,8 @@ class Wire:
 
     def send(self, req: Request) -> Response:
         self.log_offset = self.log_size()  # log_tail() shows what this request logged
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT)
+        conn = http.client.HTTPSConnection(self.host, self.port, timeout=REQUEST_TIMEOUT,
+                                           context=self.server.tls())
         try:
             headers = dict(req.headers)
             if req.body is not None:
@@ -236,6 +237,16 @@ def template(res: Resource, name: str, ns: str) -> dict[str, Any]:
         "leases": {"spec": {"holderIdentity": "a", "leaseDurationSeconds": 10}},
         "endpointslices": {"addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}],
                            "ports": [{"port": 80, "protocol": "TCP"}]},
+        "roles": {"rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}]},
+        "clusterroles": {"rules": [{"verbs": ["get"], "nonResourceURLs": ["/fuzz"]}]},
+        "rolebindings": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                     "kind": "ClusterRole", "name": "view"},
+                         "subjects": [{"kind": "User", "name": "fuzz",
+                                       "apiGroup": "rbac.authorization.k8s.io"}]},
+        "clusterrolebindings": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                            "kind": "ClusterRole", "name": "view"},
+                                "subjects": [{"kind": "User", "name": "fuzz",
+                                              "apiGroup": "rbac.authorization.k8s.io"}]},
     }
     rest = by_kind[res.plural]
     md: dict[str, Any] = {"name": name, "labels": {"fuzz": "victim"}}

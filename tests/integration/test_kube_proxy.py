@@ -280,11 +280,15 @@ def netns(apiserver: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
         threading.Thread(target=relay.serve_forever, name="apiserver-relay",
                          daemon=True).start()
         kubeconfig = tmp_path_factory.mktemp("kube-proxy") / "kubeconfig"
-        # The relay is plain TCP: a TLS apiserver's certificate does not name the relay's
-        # address, hence no verification then (the test's own link-local hop).
-        scheme = "https" if config.uses_tls else "http"
-        write_kubeconfig(kubeconfig, f"{scheme}://{host_ip}:{relay.server_address[1]}",
-                         token=config.token, insecure=config.uses_tls)
+        # The relay is plain TCP: the apiserver's certificate does not name the relay's
+        # address, hence no server verification on the test's own link-local hop; the
+        # client still authenticates, as kube-proxy (system:kube-proxy, RBAC
+        # system:node-proxier).
+        pki = apiserver.pki
+        write_kubeconfig(kubeconfig, f"https://{host_ip}:{relay.server_address[1]}",
+                         client_cert_data=pki.component_cert("kube-proxy").read_bytes(),
+                         client_key_data=pki.component_key("kube-proxy").read_bytes(),
+                         insecure=True)
 
         agent = subprocess.Popen([*ns, sys.executable, "-u", "-c", AGENT, ",".join(BACKENDS)],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

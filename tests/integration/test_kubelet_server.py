@@ -9,6 +9,12 @@ server's questions from what it started. Its Node object points the apiserver at
 (InternalIP 127.0.0.1, daemonEndpoints.kubeletEndpoint.Port). Every container carries this
 module's node label and is removed at the end; the Node and Pods are deleted.
 
+The server is secured as a real node's: HTTPS with the node's serving certificate from the
+cluster PKI (SANs: its name and 127.0.0.1), client certificates verified against the cluster
+CA, bearer tokens and authorization asked of the real apiserver (TokenReview,
+SubjectAccessReview) with the node's own credentials. The apiserver dials it with its
+kubelet-client certificate, which the default RBAC policy binds to system:kubelet-api-admin.
+
 Skipped, with the reason printed, only when dockerd is unreachable.
 """
 
@@ -21,6 +27,7 @@ import os
 import pty
 import re
 import shutil
+import ssl
 import struct
 import tempfile
 import termios
@@ -34,12 +41,16 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from client.kubeconfig import load_kubeconfig, write_kubeconfig
+from client.rest import ApiClient
+from kubelet.auth import AUTHZ_WEBHOOK, ApiReviewer, build_auth, serving_ssl_context
 from kubelet.runtime import server as srv
 from kubelet.runtime.client import RuntimeClient
 from kubelet.runtime.docker import DockerClient, DockerError
 from kubelet.server import start_kubelet_server
+from kubelite.pki import ensure_node
 from proto.cri import api_pb2 as api
-from tests.conftest import ApiServer, free_port
+from tests.conftest import ApiServer, client_tls, free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -125,13 +136,27 @@ class SmallKubelet:
 
 @dataclass
 class Cluster:
-    api: aiohttp.ClientSession
+    api: aiohttp.ClientSession  # as the cluster admin (to the apiserver and the kubelet)
     api_url: str
     kubeconfig: Path
     kubelet: SmallKubelet
     kubelet_url: str
     node: str
+    server: ApiServer
     created: list[str] = field(default_factory=list)  # pod names
+
+    def tls(self, user: str | None = None, groups: tuple[str, ...] = ()) -> ssl.SSLContext:
+        """A client context for the kubelet: the admin's certificate, `user`'s, or none
+        (`user=""`); it trusts the cluster CA."""
+        if user == "":
+            return client_tls(self.server.pki.ca_cert)
+        return self.server.tls(user, groups)
+
+    async def kubelet_get(self, path: str, ctx: ssl.SSLContext,
+                          headers: dict[str, str] | None = None) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session, \
+                session.get(self.kubelet_url + path, ssl=ctx, headers=headers) as resp:
+            return resp.status, await resp.text()
 
     async def pod(self, name: str, scripts: dict[str, str], *, node: str | None = None,
                   start: bool = True) -> Obj:
@@ -175,6 +200,23 @@ class Cluster:
                 return resp.status, text
 
 
+STATS_READER = "kls-stats-reader"  # a user RBAC lets read nodes/stats and nothing else
+
+
+def rbac_objects(prefix: str) -> list[tuple[str, Obj]]:
+    """A ClusterRole reading nodes/stats, bound to STATS_READER: (collection path, object)."""
+    rbac = "rbac.authorization.k8s.io"
+    name = f"{prefix}-stats-reader"
+    role = {"apiVersion": f"{rbac}/v1", "kind": "ClusterRole", "metadata": {"name": name},
+            "rules": [{"apiGroups": [""], "resources": ["nodes/stats"], "verbs": ["get"]}]}
+    binding = {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": name},
+               "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": name},
+               "subjects": [{"apiGroup": rbac, "kind": "User", "name": STATS_READER}]}
+    return [(f"/apis/{rbac}/v1/clusterroles", role),
+            (f"/apis/{rbac}/v1/clusterrolebindings", binding)]
+
+
 def node_object(name: str, port: int) -> Obj:
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
             "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
@@ -207,12 +249,28 @@ async def cluster(apiserver: ApiServer) -> AsyncIterator[Cluster]:
     grpc_server = await srv.start_server(service, f"unix://{workdir / 'cri.sock'}")
     cri = RuntimeClient(f"unix://{workdir / 'cri.sock'}")
     kubelet = SmallKubelet(node, cri, workdir)
-    runner, port = await start_kubelet_server(kubelet, "127.0.0.1", 0,
-                                              docker_socket=DOCKER_SOCKET)
-    session = aiohttp.ClientSession()
+    # The node's credentials and serving certificate, as `kubelite up` gives a node.
+    pki = apiserver.pki
+    await asyncio.to_thread(ensure_node, pki, node, ["127.0.0.1"])
+    node_kubeconfig = write_kubeconfig(
+        workdir / "kubelet.kubeconfig", apiserver.url, ca_data=pki.ca_cert.read_bytes(),
+        client_cert_data=pki.node_client_cert(node).read_bytes(),
+        client_key_data=pki.node_client_key(node).read_bytes(), user=f"system:node:{node}")
+    node_api = ApiClient(load_kubeconfig(node_kubeconfig), component="kubelet")
+    auth = build_auth(node_name=node, reviewer=ApiReviewer(node_api), anonymous=False,
+                      token_webhook=True, token_ttl=120, authorization_mode=AUTHZ_WEBHOOK,
+                      allowed_ttl=300, denied_ttl=30)
+    tls = serving_ssl_context(pki.node_serving_cert(node), pki.node_serving_key(node),
+                              pki.ca_cert)
+    runner, port = await start_kubelet_server(kubelet, "127.0.0.1", 0, ssl_context=tls,
+                                              auth=auth, docker_socket=DOCKER_SOCKET)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=apiserver.tls()))
     c = Cluster(session, apiserver.url, apiserver.kubeconfig, kubelet,
-                f"http://127.0.0.1:{port}", node)
+                f"https://127.0.0.1:{port}", node, apiserver)
+    rbac = rbac_objects(node)
     try:
+        for path, obj in rbac:
+            await c.call("POST", path, obj, expect=201)
         await c.call("POST", "/api/v1/nodes", node_object(node, port), expect=201)
         yield c
     finally:
@@ -220,11 +278,15 @@ async def cluster(apiserver: ApiServer) -> AsyncIterator[Cluster]:
             with contextlib.suppress(Exception):
                 await session.delete(f"{apiserver.url}/api/v1/namespaces/{NS}/pods/{name}",
                                      params={"gracePeriodSeconds": "0"})
-        for name in (node, f"{node}-gone"):
+        for name in (node, f"{node}-gone", f"{node}-localhost"):
             with contextlib.suppress(Exception):
                 await session.delete(f"{apiserver.url}/api/v1/nodes/{name}")
+        for path, obj in rbac:
+            with contextlib.suppress(Exception):
+                await session.delete(f"{apiserver.url}{path}/{obj['metadata']['name']}")
         await session.close()
         await runner.cleanup()
+        await node_api.close()
         await cri.close()
         await grpc_server.stop(0)
         await service.close()
@@ -395,7 +457,7 @@ async def test_log_errors(cluster: Cluster) -> None:
     await c.pod("stranded", {"main": "true"}, node=gone)
     code, body = await c.raw(f"/api/v1/namespaces/{NS}/pods/stranded/log")
     assert code == 503, body
-    assert body["message"] == (f'Get "http://127.0.0.1:{port}/containerLogs/{NS}/stranded/'
+    assert body["message"] == (f'Get "https://127.0.0.1:{port}/containerLogs/{NS}/stranded/'
                                f'main": dial tcp 127.0.0.1:{port}: connect: connection refused')
     code, body = await c.raw(f"/api/v1/namespaces/{NS}/pods/two/log?container=a&limitBytes=0")
     assert code == 422 and "limitBytes" in body["message"], body
@@ -508,8 +570,8 @@ async def test_exec_errors(cluster: Cluster) -> None:
 async def test_healthz_pods_and_stats(cluster: Cluster) -> None:
     c = cluster
     pod = await c.pod("stats", {"main": "trap 'exit 0' TERM; while true; do sleep 0.1; done"})
-    async with c.api.get(c.kubelet_url + "/healthz") as resp:
-        assert (resp.status, await resp.text()) == (200, "ok")
+    admin = c.tls()
+    assert await c.kubelet_get("/healthz", admin) == (200, "ok")
     async with c.api.get(c.kubelet_url + "/pods") as resp:
         pods = await resp.json()
     assert pods["kind"] == "PodList"
@@ -531,3 +593,57 @@ async def test_healthz_pods_and_stats(cluster: Cluster) -> None:
     async with c.api.get(c.kubelet_url + f"/containerLogs/{NS}/stats/nope") as resp:
         assert resp.status == 404
         assert await resp.text() == 'container "nope" not found in pod "stats"'
+
+
+# --- who may call the kubelet ----------------------------------------------------------------
+
+async def test_kubelet_refuses_callers_without_credentials(cluster: Cluster) -> None:
+    c = cluster
+    await c.pod("guarded", {"main": "trap 'exit 0' TERM; while true; do sleep 0.1; done"})
+    nobody = c.tls("")  # trusts the kubelet, presents no certificate
+    exec_path = f"/exec/{NS}/guarded/main?command=id&output=1"
+    assert await c.kubelet_get(exec_path, nobody) == (401, "Unauthorized")
+    assert await c.kubelet_get("/pods", nobody) == (401, "Unauthorized")
+    assert await c.kubelet_get(f"/containerLogs/{NS}/guarded/main", nobody) == \
+        (401, "Unauthorized")
+    # The WebSocket exec kubectl would open is refused before its upgrade.
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(c.kubelet_url + exec_path, ssl=nobody,
+                                     protocols=("v5.channel.k8s.io",))
+        assert refused.value.status == 401
+    # A token the apiserver does not know (a real TokenReview says so).
+    assert await c.kubelet_get("/pods", nobody, headers={"Authorization": "Bearer nope"}) == \
+        (401, "Unauthorized")
+
+
+async def test_kubelet_authorizes_through_subject_access_review(cluster: Cluster) -> None:
+    c = cluster
+    reader = c.tls(STATS_READER)
+    status, body = await c.kubelet_get("/stats/summary", reader)
+    assert status == 200 and c.node in body
+    assert await c.kubelet_get("/pods", reader) == (
+        403, (f"Forbidden (user={STATS_READER}, verb=get, resource=nodes, "
+             "subresource(s)=[pods proxy])"))
+    assert await c.kubelet_get(f"/exec/{NS}/any/main?command=id", reader) == (
+        403, (f"Forbidden (user={STATS_READER}, verb=get, resource=nodes, "
+             "subresource(s)=[proxy])"))
+
+
+async def test_apiserver_verifies_the_kubelets_certificate(cluster: Cluster) -> None:
+    c = cluster
+    # A Node reached as "localhost": the kubelet's certificate names its node name and
+    # 127.0.0.1, not that, so the apiserver must not talk to it.
+    port = int(c.kubelet_url.rsplit(":", 1)[1])
+    wrong = f"{c.node}-localhost"
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": wrong},
+            "status": {"addresses": [{"type": "Hostname", "address": "localhost"}],
+                       "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}
+    await c.call("POST", "/api/v1/nodes", node, expect=201)
+    await c.pod("misdirected", {"main": "true"}, node=wrong)
+    code, body = await c.raw(f"/api/v1/namespaces/{NS}/pods/misdirected/log")
+    assert code == 500, body
+    assert body["message"].startswith(
+        f'Get "https://localhost:{port}/containerLogs/{NS}/misdirected/main": tls: failed to '
+        "verify certificate: "), body
+    assert "localhost" in body["message"], body

@@ -156,7 +156,8 @@ def test_bodies_without_content_type_are_json(apiserver: ApiServer) -> None:
                        "metadata": {"name": name}, "data": {"a": "1"}}).encode()
 
     def send(method: str, path: str, data: bytes | None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+        conn = http.client.HTTPSConnection(url.hostname or "127.0.0.1", url.port, timeout=10,
+                                           context=apiserver.tls())
         try:
             # exactly the headers the client sends: no Content-Type
             headers = {"Accept": "application/json"}

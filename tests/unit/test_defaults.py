@@ -44,8 +44,9 @@ def test_pod_spec_defaults() -> None:
     assert spec["schedulerName"] == "default-scheduler"
     assert spec["securityContext"] == {}
     assert spec["enableServiceLinks"] is True
-    assert spec["serviceAccountName"] == "default"
-    assert spec["serviceAccount"] == "default"
+    # The ServiceAccount admission plugin names the account, not defaulting (static pods
+    # and their mirror pods have none): tests/unit/test_sa_admission.py.
+    assert "serviceAccountName" not in spec and "serviceAccount" not in spec
     assert spec["priority"] == 0
     assert spec["preemptionPolicy"] == "PreemptLowerPriority"
     assert "tolerations" not in spec  # admission's business, not defaulting's

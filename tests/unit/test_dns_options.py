@@ -95,12 +95,16 @@ def test_bad_flags_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureF
 # --- in-cluster config --------------------------------------------------------------------
 
 
-def test_in_cluster_config_without_service_account_is_plain_http(tmp_path: Path) -> None:
+def test_in_cluster_config_without_service_account_is_an_error(tmp_path: Path) -> None:
+    """No CA means no way to trust the server: refused, never plain http."""
     env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
-    config = in_cluster_config(env, tmp_path / "nothing-here")
-    assert config.server == "http://10.96.0.1:443"
-    assert (config.token, config.ca_file, config.namespace) == (None, None, "default")
-    assert config.ssl_context() is None
+    with pytest.raises(ConfigError, match="ca.crt is missing"):
+        in_cluster_config(env, tmp_path / "nothing-here")
+    sa = tmp_path / "no-token"
+    sa.mkdir()
+    (sa / "ca.crt").write_text("x\n")
+    with pytest.raises(ConfigError, match="no service-account token"):
+        in_cluster_config(env, sa)
 
 
 def test_in_cluster_config_with_service_account_is_https_with_token(tmp_path: Path) -> None:
@@ -116,6 +120,7 @@ def test_in_cluster_config_with_service_account_is_https_with_token(tmp_path: Pa
     assert config.server == "https://[fd00::1]:6443"
     assert config.ca_file == str(sa / "ca.crt")
     assert config.token == "secret-token"
+    assert config.token_file == str(sa / "token")  # re-read as the kubelet rotates it
     assert config.namespace == "kube-system"
     assert config.uses_tls
 
@@ -133,7 +138,9 @@ def test_in_cluster_config_reads_os_environ(monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "80")
-    assert in_cluster_config(service_account_dir=tmp_path).server == "http://10.96.0.1:80"
+    (tmp_path / "ca.crt").write_text("x\n")
+    (tmp_path / "token").write_text("t\n")
+    assert in_cluster_config(service_account_dir=tmp_path).server == "https://10.96.0.1:80"
 
 
 def test_dns_uses_kubeconfig_else_in_cluster(monkeypatch: pytest.MonkeyPatch,

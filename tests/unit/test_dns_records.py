@@ -426,8 +426,12 @@ def test_manifest_file_matches_the_python_objects() -> None:
 
 
 def test_manifest_shape() -> None:
-    deployment, svc = manifests(cluster_ip="10.96.0.53", image="img:1", upstreams=["1.2.3.4"])
+    account, deployment, svc = manifests(cluster_ip="10.96.0.53", image="img:1",
+                                         upstreams=["1.2.3.4"])
     pod = deployment["spec"]["template"]["spec"]
+    # Its own service account, bound to system:kube-dns by the bootstrap policy.
+    assert account["kind"] == "ServiceAccount" and account["metadata"]["name"] == "kube-dns"
+    assert pod["serviceAccountName"] == "kube-dns"
     container = pod["containers"][0]
     assert pod["dnsPolicy"] == "Default"
     assert container["image"] == "img:1" and container["imagePullPolicy"] == "IfNotPresent"

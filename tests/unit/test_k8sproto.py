@@ -477,7 +477,7 @@ MALFORMED: dict[str, tuple[bytes, str]] = {
     "string as varint": (envelope("v1", "Pod", m(1, v(1, 1))), "wire type 0"),
     "int as string": (envelope("apps/v1", "Deployment", m(2, s(1, "3"))), "want varint"),
     "invalid utf-8": (envelope("v1", "Pod", m(1, s(1, b"\xff"))), "UTF-8"),
-    "unknown kind": (envelope("rbac.authorization.k8s.io/v1", "Role", b""), "'Role'"),
+    "unknown kind": (envelope("storage.k8s.io/v1", "StorageClass", b""), "'StorageClass'"),
     "no kind": (k8sproto.MAGIC + s(2, b""), "no kind"),
     "other version": (envelope("apps/v1beta1", "Deployment", b""), "apps/v1beta1"),
     "gzip": (envelope("v1", "Pod", b"") + s(3, "gzip"), "contentEncoding"),

@@ -845,7 +845,8 @@ def test_smp_rejects_non_object_inputs_and_unknown_kinds() -> None:
 def test_supported_kinds() -> None:
     expected = {"Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job", "Service", "Node",
                 "Namespace", "ConfigMap", "Secret", "ServiceAccount", "Endpoints",
-                "EndpointSlice", "Event", "Lease"}
+                "EndpointSlice", "Event", "Lease", "Role", "ClusterRole", "RoleBinding",
+                "ClusterRoleBinding"}
     assert expected == STRATEGIC_MERGE_KINDS
     assert all(supports_strategic_merge(kind) for kind in expected)
     assert not supports_strategic_merge("CustomThing")

@@ -16,7 +16,7 @@ from api.errors import Cause
 from api.resources import RESOURCES
 from api.validation import validate, validate_status_update
 
-PLURALS = [r.plural for r in RESOURCES]
+PLURALS = [r.plural for r in RESOURCES if r.stored]  # reviews are never stored
 
 SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
@@ -113,6 +113,25 @@ VALID: dict[str, dict[str, Any]] = {
                        "endpoints": [{"addresses": ["10.244.1.5"],
                                       "conditions": {"ready": True}}],
                        "ports": [{"name": "http", "port": 80}]},
+    "roles": {"metadata": {"name": "pod-reader", "namespace": "default"},
+              "rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"],
+                         "verbs": ["get", "list"]}]},
+    "clusterroles": {"metadata": {"name": "system:monitoring-x"},
+                     "aggregationRule": {"clusterRoleSelectors": [
+                         {"matchLabels": {"rbac.example.com/aggregate": "true"}}]},
+                     "rules": [{"nonResourceURLs": ["/healthz", "/metrics/*"],
+                                "verbs": ["get"]}]},
+    "rolebindings": {"metadata": {"name": "read-pods", "namespace": "default"},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                 "name": "pod-reader"},
+                     "subjects": [{"kind": "User", "name": "jane"},
+                                  {"kind": "ServiceAccount", "name": "default"}]},
+    "clusterrolebindings": {"metadata": {"name": "read-all"},
+                            "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                        "kind": "ClusterRole", "name": "view"},
+                            "subjects": [{"kind": "Group", "name": "readers"},
+                                         {"kind": "ServiceAccount", "name": "x",
+                                          "namespace": "ns"}]},
 }
 
 

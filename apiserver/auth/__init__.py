@@ -1,0 +1,1 @@
+"""Authentication, authorization and the admission that depends on who is asking."""
