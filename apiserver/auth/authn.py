@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # Paths an anonymous caller may reach (and only after RBAC allows system:unauthenticated).
 ANONYMOUS_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+CERT_CACHE_SIZE = 1024
 
 
 class TokenInvalid(Exception):
@@ -123,6 +124,7 @@ class Authenticator:
         self.token_authenticators = list(token_authenticators)
         self.anonymous = anonymous
         self.cache = TokenCache(cache_ttl)
+        self._cert_users: dict[bytes, UserInfo] = {}
 
     async def authenticate_token(self, token: str) -> UserInfo | None:
         """The user a bearer token stands for; None if no authenticator accepts it."""
@@ -143,11 +145,30 @@ class Authenticator:
         self.cache.put(token, user)
         return user
 
-    async def authenticate(self, peercert: Any, authorization: str, path: str) -> UserInfo:
-        """The user of a request, or raise 401."""
-        user = user_from_peercert(peercert)
+    def certificate_user(self, ssl_object: Any) -> UserInfo | None:
+        """The user of a verified client certificate, remembered by the certificate's bytes
+        (a client sends the same one on every request of its connections)."""
+        if ssl_object is None:
+            return None
+        der = ssl_object.getpeercert(True)
+        if not der:
+            return None
+        found = self._cert_users.get(der)
+        if found is None:
+            user = user_from_peercert(ssl_object.getpeercert())
+            if user is None:
+                return None
+            found = self._cert_users[der] = with_authenticated_group(user)
+            if len(self._cert_users) > CERT_CACHE_SIZE:
+                self._cert_users.pop(next(iter(self._cert_users)))
+        return found
+
+    async def authenticate(self, ssl_object: Any, authorization: str, path: str) -> UserInfo:
+        """The user of a request (its TLS connection's `ssl_object`, its Authorization
+        header), or raise 401."""
+        user = self.certificate_user(ssl_object)
         if user is not None:
-            return with_authenticated_group(user)
+            return user
         if authorization:
             scheme, _, token = authorization.partition(" ")
             token = token.strip()

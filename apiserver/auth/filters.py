@@ -106,13 +106,15 @@ async def access_filter(request: web.Request,
                         ) -> web.StreamResponse:
     control = request.app[ACCESS_CONTROL]
     transport = request.transport
-    peercert = transport.get_extra_info("peercert") if transport is not None else None
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     user = await control.authenticator.authenticate(
-        peercert, request.headers.get("Authorization", ""), request.path)
+        ssl_object, request.headers.get("Authorization", ""), request.path)
     impersonated = impersonate(request.headers, user, control.authorizer)
     if impersonated is not None:
         user = impersonated
-    info = request_info(request.method, request.path, dict(request.query))
+    query = request.query
+    info = request_info(request.method, request.path, query.get("watch"),
+                        query.get("fieldSelector"))
     attrs = info.attributes(user)
     decision, reason = control.authorizer.authorize(attrs)
     if decision is not Decision.ALLOW:

@@ -9,6 +9,7 @@ happens to parse it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from apiserver.auth.attributes import Attributes, UserInfo
 
@@ -42,8 +43,11 @@ def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true")
 
 
-def request_info(method: str, path: str, query: dict[str, str] | None = None) -> RequestInfo:
-    query = query or {}
+@lru_cache(maxsize=4096)
+def request_info(method: str, path: str, watch: str | None = None,
+                 field_selector: str | None = None) -> RequestInfo:
+    """The RequestInfo of a request; of the query only `watch` and `fieldSelector` matter.
+    Remembered: clients repeat the same few paths (a collection, their own objects)."""
     non_resource = RequestInfo(False, method.lower(), path)
     parts = [p for p in path.strip("/").split("/")]
     if len(parts) < 2 or parts[0] not in ("api", "apis"):
@@ -69,10 +73,10 @@ def request_info(method: str, path: str, query: dict[str, str] | None = None) ->
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
     if not name and verb == "get":
-        verb = "watch" if _truthy(query.get("watch")) else "list"
+        verb = "watch" if _truthy(watch) else "list"
     elif not name and verb == "watch":
         pass
-    elif name and verb == "get" and _truthy(query.get("watch")) and not subresource:
+    elif name and verb == "get" and _truthy(watch) and not subresource:
         verb = "watch"
     if subresource in _CONNECT_SUBRESOURCES and verb == "get":
         # kubectl 1.30+ opens exec/attach/port-forward as a WebSocket GET; upstream checks
@@ -82,7 +86,7 @@ def request_info(method: str, path: str, query: dict[str, str] | None = None) ->
         verb = "deletecollection"
     if verb == "watch" and not name:
         # A watch of one object by field selector is a watch on that name (upstream).
-        selector = query.get("fieldSelector", "")
+        selector = field_selector or ""
         if selector.startswith("metadata.name=") and "," not in selector:
             name = selector.split("=", 1)[1]
     return RequestInfo(True, verb, path, group, version, namespace, resource, subresource,
