@@ -2243,6 +2243,9 @@ def _validate_endpointslice(errs: Errs, obj: Obj) -> None:
                 ip = parse_ip(address)
                 if ip is None or f"IPv{ip.version}" != address_type:
                     _invalid(errs, a_path, address, f"must be a valid {address_type} address")
+                else:
+                    # As Endpoints: no loopback, link-local or unspecified targets.
+                    _check(errs, a_path, address, _non_special_ip_errors)
             elif address_type == "FQDN":
                 _check(errs, a_path, address.removesuffix("."), dns1123_subdomain_errors)
         conditions = _obj(errs, endpoint, "conditions", ep_path)

@@ -47,9 +47,10 @@ def default_toleration_seconds(pod: Obj, not_ready_seconds: int,
 class Admission:
     """The admission plugins that need to know who asks or to read other objects, run by
     the Store around every write (upstream's admission chain, in its order): ServiceAccount
-    (mutating: pods run as an account, with its token mounted), then NodeRestriction and
-    RBAC's escalation check (validating). The user comes from `CURRENT_USER`, set by the
-    access filter; internal writes (no user) pass the user-dependent checks."""
+    (mutating: pods run as an account, with its token mounted), then PodSecurity,
+    NodeRestriction and RBAC's escalation check (validating). The user comes from
+    `CURRENT_USER`, set by the access filter; internal writes (no user) pass the
+    user-dependent checks."""
 
     def __init__(self, lookup: Any, escalation: Any = None) -> None:
         self.lookup = lookup
@@ -69,8 +70,11 @@ class Admission:
 
     async def validate(self, resource: str, operation: str, subresource: str, namespace: str,
                        name: str, new: Obj | None, old: Obj | None) -> None:
-        from apiserver.auth import noderestriction
+        from apiserver.auth import noderestriction, podsecurity
         from apiserver.auth.context import current_user
+        # PodSecurity judges every writer, internal ones included (as upstream's plugin).
+        await podsecurity.admit(self.lookup, resource, operation, subresource, namespace, name,
+                                new, old)
         user = current_user()
         if user is None:
             return

@@ -20,7 +20,7 @@ from aiohttp import web
 from api import errors, k8sproto
 from api.codec import DecodeError, dumps, loads
 from api.resources import CATALOGUE, Resource
-from apiserver import fieldvalidation
+from apiserver import fieldvalidation, yamlbody
 from apiserver.registry import subresources
 from apiserver.registry.store import PATCH_TYPES, DeleteOptions, ListOptions, Store
 from apiserver.state import APP_STATE
@@ -30,6 +30,7 @@ from apiserver.storage.interface import Preconditions
 log = logging.getLogger(__name__)
 
 MAX_BODY = 3 * 1024 * 1024
+REQUEST_BODY = web.RequestKey("request_body", bytes)  # as read by read_body
 JSON = "application/json"
 
 
@@ -89,7 +90,9 @@ async def read_body(request: web.Request) -> bytes:
         if size > MAX_BODY:
             raise errors.RequestEntityTooLarge("the request body is too large: limit is 3MiB")
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    request[REQUEST_BODY] = body  # the audit log's requestObject (apiserver/audit.py)
+    return body
 
 
 def decode_body(raw: bytes, content_type: str, kind: str | None = None) -> Any:
@@ -106,7 +109,10 @@ def decode_body(raw: bytes, content_type: str, kind: str | None = None) -> Any:
                 from e
     if ctype in ("application/yaml", "application/apply-patch+yaml"):
         try:
-            return yaml.safe_load(raw)
+            return yamlbody.load(raw, MAX_BODY)
+        except yamlbody.AliasBomb as e:
+            raise errors.BadRequest(f"error decoding YAML: the document is refused: {e} "
+                                    f"(the request body limit is 3MiB)") from e
         except (yaml.YAMLError, RecursionError, ValueError) as e:
             raise errors.BadRequest(f"error decoding YAML: {str(e)[:200]}") from e
     try:

@@ -15,6 +15,7 @@ not rewritten (upstream's transport does that for some content types).
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from typing import Any
 
@@ -28,6 +29,7 @@ from apiserver.state import APP_STATE
 Obj = dict[str, Any]
 
 CONNECT_TIMEOUT = 5.0
+ADDRESS_NOT_ALLOWED = "address not allowed"
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "te", "trailer", "transfer-encoding", "upgrade", "host",
                         "content-length"})
@@ -103,7 +105,9 @@ async def locate(request: web.Request, store: Store, namespace: str,
                                 "proxies plain HTTP")
     obj = await store.get(namespace, name)
     if store.resource.plural == "pods":
-        return pod_location(obj, port)
+        location = pod_location(obj, port)
+        check_proxyable(location[0])
+        return location
     svc_port = service_port(obj, port)
     slices_store = request.app[APP_STATE].stores["endpointslices"]
     listing = await slices_store.list(namespace, ListOptions(
@@ -111,7 +115,25 @@ async def locate(request: web.Request, store: Store, namespace: str,
     endpoints = ready_endpoints(list(listing.get("items") or []), svc_port.get("name") or "")
     if not endpoints:
         raise errors.ServiceUnavailable(f'no endpoints available for service "{name}"')
-    return random.choice(endpoints)
+    chosen = random.choice(endpoints)
+    check_proxyable(chosen[0])
+    return chosen
+
+
+def check_proxyable(address: str) -> None:
+    """As upstream's proxyutil.IsProxyableIP: the apiserver does not dial its own host's
+    loopback, link-local ranges (the cloud metadata service at 169.254.169.254), multicast,
+    broadcast or unspecified addresses on a client's behalf — a pod's status or an endpoint
+    is written by less trusted parties than the apiserver's own network position."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError as e:
+        raise errors.BadRequest(ADDRESS_NOT_ALLOWED) from e
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_unspecified \
+            or ip == ipaddress.IPv4Address("255.255.255.255"):
+        raise errors.BadRequest(ADDRESS_NOT_ALLOWED)
 
 
 def _rest_path(request: web.Request) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from api.durations import parse_duration
 from api.flags import parse_bool
 from apiserver.auth.authz import parse_modes
+from apiserver.storage.encryption import EncryptionConfigError, load_encryption_config
 
 
 @dataclass
@@ -24,6 +25,10 @@ class ApiServerOptions:
     service_cluster_ip_range: str = "10.96.0.0/12"
     service_node_port_range: str = "30000-32767"
     default_unreachable_toleration_seconds: int = 300
+    # Abuse bounds (security.md "Abuse bounds"); 0 disables a limit.
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    event_ttl: float = 3600.0
     # Serving and authentication (security.md).
     tls_cert_file: str = ""
     tls_private_key_file: str = ""
@@ -45,6 +50,14 @@ class ApiServerOptions:
     kubelet_client_certificate: str = ""
     kubelet_client_key: str = ""
     kubelet_certificate_authority: str = ""
+    # The audit log (apiserver/audit.py): events only with both a policy and a path.
+    audit_policy_file: str = ""
+    audit_log_path: str = ""
+    audit_log_maxsize: int = 0  # MB before rotation; 0: never rotate
+    audit_log_maxbackup: int = 0  # rotated files kept; 0: all
+    audit_log_maxage: int = 0  # days rotated files are kept; 0: any age
+    # Encryption at rest: an EncryptionConfiguration file (apiserver/storage/encryption.py).
+    encryption_provider_config: str = ""
 
 
 def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
@@ -105,6 +118,25 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
                         "the system's trusted CAs)")
     p.add_argument("--cluster-domain", default="cluster.local",
                    help="DNS domain of the cluster (for the self-signed certificate's names)")
+    p.add_argument("--max-requests-inflight", type=int, default=400,
+                   help="read-only requests served at once before 429 (0: no limit)")
+    p.add_argument("--max-mutating-requests-inflight", type=int, default=200,
+                   help="mutating requests served at once before 429 (0: no limit)")
+    p.add_argument("--event-ttl", default="1h",
+                   help="how long Events are kept (etcd leases), e.g. 1h, 5s")
+    p.add_argument("--encryption-provider-config", default="",
+                   help="EncryptionConfiguration file: how resources (secrets) are encrypted "
+                        "in etcd")
+    p.add_argument("--audit-policy-file", default="",
+                   help="audit.k8s.io/v1 Policy: which requests are recorded, how much")
+    p.add_argument("--audit-log-path", default="",
+                   help="file the audit events are appended to as JSON lines ('-': stdout)")
+    p.add_argument("--audit-log-maxsize", type=int, default=0,
+                   help="megabytes an audit log file reaches before it is rotated (0: never)")
+    p.add_argument("--audit-log-maxbackup", type=int, default=0,
+                   help="rotated audit log files to keep (0: all)")
+    p.add_argument("--audit-log-maxage", type=int, default=0,
+                   help="days to keep rotated audit log files (0: any age)")
     p.add_argument("-v", "--v", type=int, default=0, help="log verbosity")
     a = p.parse_args(argv)
     try:
@@ -122,6 +154,12 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
     etcd_tls = (a.etcd_cafile, a.etcd_certfile, a.etcd_keyfile)
     if any(etcd_tls) and not all(etcd_tls):
         p.error("--etcd-cafile, --etcd-certfile and --etcd-keyfile go together")
+    if a.encryption_provider_config:
+        try:
+            load_encryption_config(a.encryption_provider_config)
+        except EncryptionConfigError as e:
+            p.error(f"--encryption-provider-config: {e}")
+    _check_audit(p, a)
     return ApiServerOptions(
         etcd_servers=[s.strip() for s in a.etcd_servers.split(",") if s.strip()],
         bind_address=a.bind_address,
@@ -155,7 +193,47 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
         kubelet_client_certificate=a.kubelet_client_certificate,
         kubelet_client_key=a.kubelet_client_key,
         kubelet_certificate_authority=a.kubelet_certificate_authority,
+        audit_policy_file=a.audit_policy_file,
+        audit_log_path=a.audit_log_path,
+        audit_log_maxsize=a.audit_log_maxsize,
+        audit_log_maxbackup=a.audit_log_maxbackup,
+        audit_log_maxage=a.audit_log_maxage,
+        encryption_provider_config=a.encryption_provider_config,
+        max_requests_inflight=_non_negative(p, "--max-requests-inflight",
+                                            a.max_requests_inflight),
+        max_mutating_requests_inflight=_non_negative(p, "--max-mutating-requests-inflight",
+                                                     a.max_mutating_requests_inflight),
+        event_ttl=_event_ttl(p, a.event_ttl),
     )
+
+
+def _non_negative(p: argparse.ArgumentParser, flag: str, value: int) -> int:
+    if value < 0:
+        p.error(f"{flag}: must be 0 or more")
+    return value
+
+
+def _event_ttl(p: argparse.ArgumentParser, text: str) -> float:
+    try:
+        ttl = parse_duration(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        p.error(f"--event-ttl: invalid duration {text!r}")
+    if ttl < 1:
+        # etcd leases count whole seconds; a zero TTL would keep events forever.
+        p.error("--event-ttl: must be at least 1s")
+    return ttl
+
+
+def _check_audit(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    from apiserver.audit import PolicyError, load_policy  # imports the handlers: only here
+    for flag in ("audit_log_maxsize", "audit_log_maxbackup", "audit_log_maxage"):
+        if getattr(a, flag) < 0:
+            p.error(f"--{flag.replace('_', '-')}: must be 0 or more")
+    if a.audit_policy_file:
+        try:
+            load_policy(a.audit_policy_file)
+        except PolicyError as e:
+            p.error(f"--audit-policy-file: {e}")
 
 
 def _cidr(p: argparse.ArgumentParser, text: str) -> str:

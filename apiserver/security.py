@@ -77,6 +77,16 @@ class StoreLookup:
     async def get_node(self, name: str) -> Obj | None:
         return await self._get("nodes", None, name)
 
+    async def get_namespace(self, name: str) -> Obj | None:
+        return await self._get("namespaces", None, name)
+
+    async def pods_in_namespace(self, namespace: str) -> list[Obj]:
+        """The namespace's pods as the watch cache holds them (PodSecurity's check of
+        existing pods when a namespace's enforce level changes)."""
+        store = self.state.stores["pods"]
+        prefix = CATALOGUE.require("pods").storage_list_prefix(namespace)
+        return [o for k, o in list(store.cacher.objects.items()) if k.startswith(prefix)]
+
 
 class CacheRBACSource:
     """Roles and bindings as the watch caches hold them; `generation` moves whenever any of

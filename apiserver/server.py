@@ -17,10 +17,11 @@ from aiohttp import web
 from api import errors
 from api.meta import now_rfc3339
 from api.resources import CATALOGUE
-from apiserver import discovery, handlers
+from apiserver import audit, discovery, handlers, warnings
 from apiserver.admission import Admission
 from apiserver.auth.filters import ACCESS_CONTROL, access_filter
 from apiserver.auth.serviceaccount import JWKS_PATH, jwks, openid_configuration
+from apiserver.inflight import INFLIGHT, InflightLimits, inflight_filter
 from apiserver.options import ApiServerOptions
 from apiserver.registry.allocator import ServiceAllocator
 from apiserver.registry.kinds import PodStrategy, ServiceStrategy, strategy_for
@@ -34,6 +35,7 @@ from apiserver.security import (
 )
 from apiserver.state import APP_STATE, AppState
 from apiserver.storage.cacher import CachedStorage, Cacher
+from apiserver.storage.encryption import StorageTransformers, load_encryption_config
 from apiserver.storage.etcd3 import Etcd, EtcdError, EtcdTLS
 from apiserver.storage.etcd_store import EtcdStorage
 from apiserver.storage.interface import KeyExists, Obj
@@ -301,7 +303,7 @@ async def compact_periodically(state: AppState) -> None:
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: connect etcd, start one watch cache per resource, stop all at exit."""
     state = app[APP_STATE]
-    etcd_storage = EtcdStorage(state.etcd)
+    etcd_storage = EtcdStorage(state.etcd, storage_transformers(state.options))
     lookup = await namespace_lookup_for(state)
     allocator = ServiceAllocator(state.etcd, state.options.service_cluster_ip_range,
                                  state.options.service_node_port_range)
@@ -320,7 +322,10 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
                 state.options.default_not_ready_toleration_seconds
             strategy.unreachable_toleration_seconds = \
                 state.options.default_unreachable_toleration_seconds
-        store = Store(res, strategy, CachedStorage(etcd_storage, cacher), cacher, lookup)
+        # Events expire through etcd leases (--event-ttl), as upstream's event registry.
+        ttl = int(state.options.event_ttl) if res.plural == "events" else 0
+        store = Store(res, strategy, CachedStorage(etcd_storage, cacher, ttl=ttl), cacher,
+                      lookup)
         store.admission = admission
         state.stores[res.plural] = store
     for cacher in state.cachers:
@@ -361,6 +366,19 @@ async def close_watches(app: web.Application) -> None:
             watcher.close("apiserver shutting down")
 
 
+def storage_transformers(options: ApiServerOptions) -> StorageTransformers | None:
+    """What --encryption-provider-config encrypts, by etcd key prefix (None: nothing)."""
+    if not options.encryption_provider_config:
+        return None
+    config = load_encryption_config(options.encryption_provider_config)
+    transformers = config.for_storage(
+        (res.group, res.plural, res.storage_prefix()) for res in CATALOGUE.resources
+        if res.stored)
+    for prefix, t in sorted(transformers.by_prefix.items()):
+        log.info("encryption at rest: %s written with %s", prefix, t.writer)
+    return transformers
+
+
 def _etcd(options: ApiServerOptions) -> Etcd:
     tls = None
     if options.etcd_cafile:
@@ -371,8 +389,14 @@ def _etcd(options: ApiServerOptions) -> Etcd:
 def create_app(options: ApiServerOptions) -> web.Application:
     # The body limit is enforced by handlers.read_body, which answers with a Status.
     # status_errors is outermost so a 401/403 from the access filter is a Status too.
-    app = web.Application(middlewares=[status_errors, access_filter],
+    # inflight_filter runs after authentication: system:masters is exempt from its limits.
+    # warnings.collect is outside them so Warning headers reach error answers too.
+    # audit.audit_filter is outermost: it records every final code, 401/403 included.
+    app = web.Application(middlewares=[audit.audit_filter, warnings.collect, status_errors,
+                                       access_filter,
+                                       inflight_filter],
                           client_max_size=1024 ** 3)
+    app[INFLIGHT] = InflightLimits.of(options)
     state = AppState(options=options, etcd=_etcd(options))
     state.token_issuer = build_token_issuer(options)
     state.lookup = StoreLookup(state)
@@ -380,7 +404,11 @@ def create_app(options: ApiServerOptions) -> web.Application:
     state.access = build_access_control(options, state)
     app[ACCESS_CONTROL] = state.access
     app.cleanup_ctx.append(lifecycle)
+    audit.install(app, audit.AuditOptions(
+        options.audit_policy_file, options.audit_log_path, options.audit_log_maxsize,
+        options.audit_log_maxbackup, options.audit_log_maxage))
     app.on_shutdown.append(close_watches)
+    app.on_response_prepare.append(warnings.on_response_prepare)
     app.router.add_get("/version", serve_version)
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, serve_health)

@@ -18,8 +18,10 @@ the endpoint of the `kubernetes` Service) and the cluster DNS add-on (dns/addon.
 Security (docs/security.md): the cluster PKI lives in `DATA/pki/` (made on first start,
 reused after); etcd, the apiserver and every kubelet serve TLS only; each component talks to
 the apiserver with its own client certificate (kubeconfigs in `DATA/kubeconfigs/`), the
-user with the admin's (`DATA/kubeconfig`). A kubelet's serving certificate names the node IP
-its ipamd hands out, so each node's ipamd starts before its kubelet.
+user with the admin's (`DATA/kubeconfig`). Secrets are encrypted in etcd with secretbox
+under a key made once in `DATA/pki/encryption-config.yaml`; the audit log goes to
+`DATA/logs/audit.log`. A kubelet's serving certificate names the node IP its ipamd hands
+out, so each node's ipamd starts before its kubelet.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from typing import Any
 
 from api.errors import AlreadyExists, StatusError
 from api.resources import CATALOGUE
+from apiserver.audit import ensure_default_policy
+from apiserver.storage.encryption import ensure_encryption_config
 from client.kubeconfig import load_kubeconfig
 from client.rest import ApiClient, ApiConnectionError
 from cni.vpc import gateway_of, parse_vpc_cidr
@@ -290,6 +294,14 @@ class Supervisor:
             "--cluster-domain", a.cluster_domain,
             "--service-cluster-ip-range", a.service_cluster_ip_range,
             *apiserver_flags(self.pki, f"https://kubernetes.default.svc.{a.cluster_domain}"),
+            # Secrets encrypted in etcd; a --kube-apiserver-arg of its own comes after and wins.
+            "--encryption-provider-config",
+            str(ensure_encryption_config(self.pki.root / "encryption-config.yaml")),
+            # The audit log (docs/security.md): DATA/audit-policy.yaml, kept once edited.
+            "--audit-policy-file",
+            str(ensure_default_policy(self.data_dir / "audit-policy.yaml")),
+            "--audit-log-path", str(self.logs / "audit.log"),
+            "--audit-log-maxsize", "100", "--audit-log-maxbackup", "10",
             *a.kube_apiserver_arg), self.logs / "apiserver.log"))
         return comps
 

@@ -38,6 +38,11 @@ IMPERSONATE_GROUP = "Impersonate-Group"
 IMPERSONATE_EXTRA = "Impersonate-Extra-"
 
 REQUEST_USER = web.RequestKey("user", UserInfo)
+# For the audit log (apiserver/audit.py), which sits outside this filter and records denied
+# requests too: who authenticated, who they act as, and the decision ("allow"|"forbid", reason).
+AUTHENTICATED_USER = web.RequestKey("authenticated_user", UserInfo)
+IMPERSONATED_USER = web.RequestKey("impersonated_user", UserInfo)
+AUTHORIZATION_DECISION = web.RequestKey("authorization_decision", tuple[str, str])
 
 
 @dataclass
@@ -109,14 +114,18 @@ async def access_filter(request: web.Request,
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     user = await control.authenticator.authenticate(
         ssl_object, request.headers.get("Authorization", ""), request.path)
+    request[AUTHENTICATED_USER] = user
     impersonated = impersonate(request.headers, user, control.authorizer)
     if impersonated is not None:
+        request[IMPERSONATED_USER] = impersonated
         user = impersonated
     query = request.query
     info = request_info(request.method, request.path, query.get("watch"),
                         query.get("fieldSelector"))
     attrs = info.attributes(user)
     decision, reason = control.authorizer.authorize(attrs)
+    request[AUTHORIZATION_DECISION] = ("allow" if decision is Decision.ALLOW else "forbid",
+                                       reason)
     if decision is not Decision.ALLOW:
         raise forbidden_error(attrs, reason)
     request[REQUEST_USER] = user

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apiserver.storage.etcd3 import Compacted, EtcdError, prefix_end
-from apiserver.storage.etcd_store import EtcdStorage, decode
+from apiserver.storage.etcd_store import EtcdStorage
 from apiserver.storage.interface import (
     ListResult,
     Obj,
@@ -200,7 +200,7 @@ class Cacher:
                 rev = int(ev.kv.mod_revision)
                 prev = self.objects.get(key)
                 if ev.type == ev.PUT:
-                    obj = self.storage.take_written(key, rev) or decode(ev.kv)
+                    obj = self.storage.take_written(key, rev) or self.storage.decode(ev.kv)
                     self.objects[key] = obj
                     ce = CacheEvent("ADDED" if prev is None else "MODIFIED", key, obj, prev, rev)
                 else:
@@ -292,12 +292,14 @@ class Cacher:
 class CachedStorage:
     """Storage for one resource: etcd for writes and exact reads, the cache for the rest."""
 
-    def __init__(self, storage: EtcdStorage, cacher: Cacher) -> None:
+    def __init__(self, storage: EtcdStorage, cacher: Cacher, *, ttl: int = 0) -> None:
         self.etcd_storage = storage
         self.cacher = cacher
+        # Seconds every written object lives before etcd deletes it (Events: --event-ttl).
+        self.ttl = ttl
 
     async def create(self, key: str, obj: Obj) -> Obj:
-        return await self.etcd_storage.create(key, obj)
+        return await self.etcd_storage.create(key, obj, ttl=self.ttl)
 
     async def get(self, key: str) -> Obj:
         return await self.etcd_storage.get(key)
@@ -313,7 +315,8 @@ class CachedStorage:
                                 current: Obj | None = None) -> Obj:
         return await self.etcd_storage.guaranteed_update(
             key, try_update, preconditions=preconditions,
-            current=current if current is not None else self.cacher.get_cached(key))
+            current=current if current is not None else self.cacher.get_cached(key),
+            ttl=self.ttl)
 
     async def delete(self, key: str, *, preconditions: Preconditions | None = None,
                      validate: Callable[[Obj], None] | None = None) -> Obj:

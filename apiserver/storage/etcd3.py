@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -203,6 +204,7 @@ class Etcd:
         r = await self._call(self._lease.LeaseGrant, rpc_pb2.LeaseGrantRequest(TTL=ttl))
         return int(r.ID)
 
+
     async def watch(self, key: bytes, range_end: bytes, start_revision: int,
                     progress_every: float = 1.0,
                     progress_now: asyncio.Event | None = None) -> AsyncIterator[WatchBatch]:
@@ -252,3 +254,43 @@ class Etcd:
             ticker.cancel()
             await requests.put(None)
             call.cancel()
+
+
+class LeaseManager:
+    """Leases for objects that expire (Events, --event-ttl), shared by the writes of a short
+    window as upstream's etcd3 lease manager does: one lease per event would make etcd track
+    as many leases as events. A lease is reused while it outlives the asked TTL by no more
+    than the reuse window (5% of the TTL, at most a minute) and carries under 1000 objects;
+    a new one is granted with the window added, so no object expires before its TTL."""
+
+    def __init__(self, etcd: Etcd, *, reuse_seconds: int = 60, reuse_percent: float = 0.05,
+                 max_objects: int = 1000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.etcd = etcd
+        self.reuse_seconds = reuse_seconds
+        self.reuse_percent = reuse_percent
+        self.max_objects = max_objects
+        self.clock = clock
+        self._lock = asyncio.Lock()
+        self._lease = 0
+        self._expires = 0.0
+        self._attached = 0
+
+    def reuse_window(self, ttl: int) -> int:
+        return min(int(self.reuse_percent * ttl), self.reuse_seconds)
+
+    async def get(self, ttl: int) -> int:
+        """A lease id that keeps an object at least `ttl` seconds (and at most the reuse
+        window longer)."""
+        async with self._lock:
+            now = self.clock()
+            window = self.reuse_window(ttl)
+            lasts_long_enough = now + ttl < self._expires
+            not_too_long = now + ttl + window > self._expires
+            if self._lease and lasts_long_enough and not_too_long \
+                    and self._attached < self.max_objects:
+                self._attached += 1
+                return self._lease
+            self._lease = await self.etcd.lease_grant(ttl + window)
+            self._expires = now + ttl + window
+            self._attached = 1
+            return self._lease

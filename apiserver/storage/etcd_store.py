@@ -8,7 +8,15 @@ from collections.abc import Callable
 
 from api.codec import dumps, loads
 from api.meta import deep_copy
-from apiserver.storage.etcd3 import Compacted, Etcd, EtcdError, KeyValue, prefix_end
+from apiserver.storage.encryption import StorageTransformers
+from apiserver.storage.etcd3 import (
+    Compacted,
+    Etcd,
+    EtcdError,
+    KeyValue,
+    LeaseManager,
+    prefix_end,
+)
 from apiserver.storage.interface import (
     FutureRevision,
     KeyExists,
@@ -36,8 +44,9 @@ def _encode(obj: Obj) -> bytes:
     return dumps(obj)
 
 
-def decode(kv: KeyValue) -> Obj:
-    obj: Obj = loads(kv.value)
+def decode(kv: KeyValue, value: bytes | None = None) -> Obj:
+    """The object stored in `kv`; `value`: its bytes once decrypted, when they were."""
+    obj: Obj = loads(kv.value if value is None else value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
     return obj
 
@@ -65,11 +74,15 @@ WRITTEN_LIMIT = 20_000
 
 
 class EtcdStorage:
-    def __init__(self, etcd: Etcd) -> None:
+    def __init__(self, etcd: Etcd, transformers: StorageTransformers | None = None) -> None:
         self.etcd = etcd
+        # Encryption at rest (--encryption-provider-config): only the bytes in etcd change.
+        self.transformers = transformers or StorageTransformers({})
         # Objects this process wrote, by key, until the watch cache sees their event: the
         # cache takes them instead of decoding the same bytes again.
         self.written: dict[str, tuple[int, Obj]] = {}
+        # Leases of objects that expire (Events): see LeaseManager.
+        self.leases = LeaseManager(etcd)
 
     def _remember(self, key: str, revision: int, obj: Obj) -> None:
         if len(self.written) >= WRITTEN_LIMIT:
@@ -83,6 +96,29 @@ class EtcdStorage:
         del self.written[key]
         return entry[1]
 
+    def encode(self, key: str, obj: Obj) -> bytes:
+        data = _encode(obj)
+        t = self.transformers.for_key(key)
+        return data if t is None else t.to_storage(data, key)
+
+    def decode(self, kv: KeyValue) -> Obj:
+        t = self.transformers.for_key(kv.key.decode())
+        if t is None:
+            return decode(kv)
+        return decode(kv, t.from_storage(kv.value, kv.key.decode())[0])
+
+    async def _stale(self, key: str, revision: int) -> bool:
+        """Whether the value stored at `revision` was written by a provider other than the
+        first (an old key): then an update rewrites it even when the object is unchanged,
+        which is how secrets move to a new key (`kubectl replace` of every one)."""
+        t = self.transformers.for_key(key)
+        if t is None:
+            return False
+        kv, _ = await self._guard(self.etcd.get(key.encode()))
+        if kv is None or int(kv.mod_revision) != revision:
+            return False
+        return t.from_storage(kv.value, key)[1]
+
     async def _guard(self, coro):  # type: ignore[no-untyped-def]
         try:
             return await coro
@@ -93,8 +129,15 @@ class EtcdStorage:
                 raise FutureRevision(str(e)) from e
             raise Unavailable(str(e)) from e
 
-    async def create(self, key: str, obj: Obj) -> Obj:
-        created, rev = await self._guard(self.etcd.create(key.encode(), _encode(obj)))
+    async def _lease(self, ttl: int) -> int:
+        """The etcd lease for an object that expires after `ttl` seconds (0: none)."""
+        return int(await self._guard(self.leases.get(ttl))) if ttl > 0 else 0
+
+    async def create(self, key: str, obj: Obj, *, ttl: int = 0) -> Obj:
+        """`ttl` > 0: etcd deletes the object that many seconds later (a lease)."""
+        lease = await self._lease(ttl)
+        created, rev = await self._guard(self.etcd.create(key.encode(), self.encode(key, obj),
+                                                          lease=lease))
         if not created:
             raise KeyExists(key)
         obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
@@ -105,7 +148,7 @@ class EtcdStorage:
         kv, _ = await self._guard(self.etcd.get(key.encode()))
         if kv is None:
             raise KeyNotFound(key)
-        return decode(kv)
+        return self.decode(kv)
 
     async def list(self, prefix: str, *, revision: int = 0, limit: int = 0,
                    start_key: str | None = None,
@@ -122,7 +165,7 @@ class EtcdStorage:
             # Every page of a paginated list is read at the first page's revision.
             read_rev = read_rev or int(r.header.revision)
             for i, kv in enumerate(r.kvs):
-                obj = decode(kv)
+                obj = self.decode(kv)
                 if predicate is None or predicate(obj):
                     items.append(obj)
                 if limit and len(items) >= limit:
@@ -135,7 +178,7 @@ class EtcdStorage:
 
     async def guaranteed_update(self, key: str, try_update: TryUpdate, *,
                                 preconditions: Preconditions | None = None,
-                                current: Obj | None = None) -> Obj:
+                                current: Obj | None = None, ttl: int = 0) -> Obj:
         """Apply try_update to the latest object until the compare-and-swap wins.
 
         `current` is a hint (the watch cache's copy). If it is stale and the update or a
@@ -156,18 +199,21 @@ class EtcdStorage:
                     raise
                 current, fresh = await self.get(key), True
                 continue
-            if result is None or same_content(result, current):
-                return current
             rev = int(current["metadata"]["resourceVersion"])
+            if result is None or (same_content(result, current) and
+                                  not await self._stale(key, rev)):
+                return current
+            # An expiring object's clock restarts at each write, as upstream's TTLFunc.
+            lease = await self._lease(ttl)
             ok, new_rev, latest = await self._guard(
-                self.etcd.compare_and_put(bkey, _encode(result), rev))
+                self.etcd.compare_and_put(bkey, self.encode(key, result), rev, lease=lease))
             if ok:
                 result.setdefault("metadata", {})["resourceVersion"] = str(new_rev)
                 self._remember(key, new_rev, result)
                 return result
             if latest is None:
                 raise KeyNotFound(key)
-            current, fresh = decode(latest), True
+            current, fresh = self.decode(latest), True
         raise Unavailable(f"too many conflicts updating {key}")
 
     async def delete(self, key: str, *, preconditions: Preconditions | None = None,
@@ -193,7 +239,7 @@ class EtcdStorage:
                 return current
             if latest is None:
                 raise KeyNotFound(key)
-            current, fresh = decode(latest), True
+            current, fresh = self.decode(latest), True
         raise Unavailable(f"too many conflicts deleting {key}")
 
     async def current_revision(self) -> int:
