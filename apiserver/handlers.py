@@ -114,12 +114,25 @@ def decode_body(raw: bytes, content_type: str, kind: str | None = None) -> Any:
             raise errors.BadRequest(f"error decoding YAML: the document is refused: {e} "
                                     f"(the request body limit is 3MiB)") from e
         except (yaml.YAMLError, RecursionError, ValueError) as e:
-            raise errors.BadRequest(f"error decoding YAML: {str(e)[:200]}") from e
+            raise errors.BadRequest(f"error decoding YAML: {yaml_problem(e)}") from e
     try:
         return loads(raw)
     except (DecodeError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise errors.BadRequest(f"the body of the request could not be decoded as JSON: "
                                 f"{str(e)[:200]}") from e
+
+
+def yaml_problem(e: Exception) -> str:
+    """What is wrong with a YAML body and where, as upstream words it (`yaml: line 3:
+    mapping values are not allowed in this context`), without PyYAML's quote of the
+    offending text: it may be a Secret's value."""
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        return f"yaml: {where}{e.problem or e.context or 'invalid document'}"
+    if isinstance(e, yaml.YAMLError):
+        return "yaml: invalid document"
+    return str(e)[:200]
 
 
 BODY_TYPES = (JSON, "application/yaml", "application/vnd.kubernetes.protobuf", "")

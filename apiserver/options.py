@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from api.durations import parse_duration
 from api.flags import parse_bool
+from apiserver.allowlist import EVERYWHERE, IpNetwork, parse_cidrs
 from apiserver.auth.authz import parse_modes
 from apiserver.storage.encryption import EncryptionConfigError, load_encryption_config
 
@@ -58,6 +59,11 @@ class ApiServerOptions:
     audit_log_maxage: int = 0  # days rotated files are kept; 0: any age
     # Encryption at rest: an EncryptionConfiguration file (apiserver/storage/encryption.py).
     encryption_provider_config: str = ""
+    # Endpoint access, as EKS (kubelite's own flags; docs/security.md "Endpoint access").
+    public_access_cidrs: list[IpNetwork] = field(
+        default_factory=lambda: parse_cidrs(EVERYWHERE))
+    endpoint_private_access: bool = False
+    internal_port: int = 0
 
 
 def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
@@ -137,11 +143,21 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
                    help="rotated audit log files to keep (0: all)")
     p.add_argument("--audit-log-maxage", type=int, default=0,
                    help="days to keep rotated audit log files (0: any age)")
+    p.add_argument("--public-access-cidrs", default=EVERYWHERE,
+                   help="kubelite's own: source CIDRs the public endpoint accepts; other "
+                        "peers are dropped before TLS (default: everyone)")
+    p.add_argument("--endpoint-private-access", default="false",
+                   help="kubelite's own: the listener on --advertise-address is the private "
+                        "endpoint (no allowlist) rather than part of the public one")
+    p.add_argument("--internal-port", type=int, default=0,
+                   help="kubelite's own: also serve on 127.0.0.1:PORT, outside the "
+                        "allowlist, for the control plane's own clients (0: no)")
     p.add_argument("-v", "--v", type=int, default=0, help="log verbosity")
     a = p.parse_args(argv)
     try:
         modes = parse_modes(a.authorization_mode)
         anonymous = parse_bool(a.anonymous_auth)
+        private_access = parse_bool(a.endpoint_private_access)
     except (ValueError, argparse.ArgumentTypeError) as e:
         p.error(str(e))
     if bool(a.tls_cert_file) != bool(a.tls_private_key_file):
@@ -160,6 +176,12 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
         except EncryptionConfigError as e:
             p.error(f"--encryption-provider-config: {e}")
     _check_audit(p, a)
+    try:
+        public_cidrs = parse_cidrs(a.public_access_cidrs)
+    except ValueError as e:
+        p.error(f"--public-access-cidrs: {e}")
+    if not 0 <= a.internal_port <= 65535:
+        p.error("--internal-port: must be between 0 and 65535")
     return ApiServerOptions(
         etcd_servers=[s.strip() for s in a.etcd_servers.split(",") if s.strip()],
         bind_address=a.bind_address,
@@ -204,6 +226,9 @@ def parse_args(argv: list[str] | None = None) -> ApiServerOptions:
         max_mutating_requests_inflight=_non_negative(p, "--max-mutating-requests-inflight",
                                                      a.max_mutating_requests_inflight),
         event_ttl=_event_ttl(p, a.event_ttl),
+        public_access_cidrs=public_cidrs,
+        endpoint_private_access=private_access,
+        internal_port=a.internal_port,
     )
 
 

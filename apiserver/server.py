@@ -7,7 +7,9 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from api.meta import now_rfc3339
 from api.resources import CATALOGUE
 from apiserver import audit, discovery, handlers, warnings
 from apiserver.admission import Admission
+from apiserver.allowlist import AllowlistSite, allows_everyone
 from apiserver.auth.filters import ACCESS_CONTROL, access_filter
 from apiserver.auth.serviceaccount import JWKS_PATH, jwks, openid_configuration
 from apiserver.inflight import INFLIGHT, InflightLimits, inflight_filter
@@ -464,27 +467,68 @@ def extra_listen_addresses(options: ApiServerOptions) -> list[str]:
     return [advertise]
 
 
+@dataclass(frozen=True)
+class Listener:
+    """One socket the apiserver serves on. `role` is "public" (the allowlist applies),
+    "private" (the advertise address with --endpoint-private-access) or "internal"
+    (--internal-port, the control plane's own)."""
+
+    address: str
+    port: int
+    role: str
+
+    @property
+    def filtered(self) -> bool:
+        return self.role == "public"
+
+
+def listeners(options: ApiServerOptions) -> list[Listener]:
+    """Where to serve (docs/security.md "Endpoint access"): the bind address, the advertise
+    address when it is another one, and --internal-port on loopback. A listener on the
+    advertise address is the private endpoint when private access is on; every other one
+    but the internal listener belongs to the public endpoint."""
+    def role(address: str) -> str:
+        private = options.endpoint_private_access and address == options.advertise_address
+        return "private" if private else "public"
+
+    port = options.secure_port
+    out = [Listener(options.bind_address, port, role(options.bind_address))]
+    out += [Listener(a, port, role(a)) for a in extra_listen_addresses(options)]
+    if options.internal_port:
+        out.append(Listener("127.0.0.1", options.internal_port, "internal"))
+    return out
+
+
+def _site(runner: web.AppRunner, listener: Listener, options: ApiServerOptions,
+          tls: ssl.SSLContext) -> web.BaseSite:
+    if listener.filtered and not allows_everyone(options.public_access_cidrs,
+                                                 listener.address):
+        return AllowlistSite(runner, listener.address, listener.port,
+                             networks=options.public_access_cidrs, ssl_context=tls)
+    return web.TCPSite(runner, listener.address, listener.port, reuse_address=True,
+                       backlog=1024, ssl_context=tls)
+
+
 async def run(options: ApiServerOptions) -> None:
     app = create_app(options)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     tls = server_ssl_context(options)
-    site = web.TCPSite(runner, options.bind_address, options.secure_port,
-                       reuse_address=True, backlog=1024, ssl_context=tls)
-    await site.start()
-    log.info("serving on https://%s:%d at %s", options.bind_address, options.secure_port,
-             now_rfc3339())
-    for address in extra_listen_addresses(options):
-        # Pods reach the apiserver through the `kubernetes` Service, whose endpoint is the
-        # advertise address: listen there too rather than on every interface.
+    cidrs = ",".join(str(n) for n in options.public_access_cidrs)
+    for i, listener in enumerate(listeners(options)):
+        where = f"https://{listener.address}:{listener.port}"
+        extra = f", allowing {cidrs}" if listener.filtered else ""
         try:
-            await web.TCPSite(runner, address, options.secure_port, reuse_address=True,
-                              backlog=1024, ssl_context=tls).start()
-            log.info("also serving on https://%s:%d (the advertise address)", address,
-                     options.secure_port)
+            await _site(runner, listener, options, tls).start()
         except OSError as e:
-            log.warning("cannot listen on the advertise address %s:%d: %s", address,
-                        options.secure_port, e)
+            if i == 0:
+                raise  # the bind address is the server's own: fail as before
+            # Pods reach the apiserver through the `kubernetes` Service, whose endpoint is
+            # the advertise address; a missing one is worth a line, not a crash.
+            log.warning("cannot listen on %s (%s endpoint): %s", where, listener.role, e)
+            continue
+        log.info("serving on %s (%s endpoint%s) at %s", where, listener.role, extra,
+                 now_rfc3339())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

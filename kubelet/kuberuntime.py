@@ -52,7 +52,14 @@ from kubelet.runtimestate import (
 )
 from kubelet.status import Waiting, qos_class
 from kubelet.tokenmanager import TokenManager
-from kubelet.volumes import HostVolume, VolumeError, container_mounts, pod_dir, setup_volumes
+from kubelet.volumes import (
+    HostVolume,
+    VolumeError,
+    container_mounts,
+    pod_dir,
+    remove_pod_dir,
+    setup_volumes,
+)
 from proto.cri import api_pb2 as cri
 
 log = logging.getLogger(__name__)
@@ -447,7 +454,7 @@ class RuntimeManager:
             shutil.rmtree(os.path.join(self.pod_logs_dir,
                                        f"{status.namespace}_{status.name}_{uid}"),
                           ignore_errors=True)
-        shutil.rmtree(pod_dir(self.root_dir, uid), ignore_errors=True)
+        remove_pod_dir(self.root_dir, uid)  # unmounts its tmpfs volumes first
         self.forget(uid)
 
     async def garbage_collect(self, status: PodRuntimeStatus) -> None:

@@ -14,6 +14,11 @@ Layout (upstream's): `<root-dir>/pods/<uid>/volumes/kubernetes.io~<plugin>/<volu
   (tokenmanager.py), rewritten by the same refresh once the manager has renewed it. With a
   pod fsGroup, files of these volumes belong to that group and are group-readable
   (upstream's SetVolumeOwnership).
+- secret, and projected with a secret or serviceAccountToken source: the payload is written
+  into a tmpfs mounted at the volume directory first (upstream wraps these in a
+  medium-Memory emptyDir), so a secret never reaches the node's disk. Where the kubelet may
+  not mount (not root), the plain directory is used and one warning says so. Teardown
+  (`remove_pod_dir`) unmounts before it removes.
 
 Everything the kubelet cannot set up is a `VolumeError` (the FailedMount event, and the pod
 waits in ContainerCreating), as a missing ConfigMap is upstream.
@@ -23,7 +28,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
+import errno
+import functools
+import logging
 import os
+import re
 import shutil
 import stat
 import time
@@ -35,6 +45,8 @@ from typing import Any
 from kubelet.envvars import EnvError, Lookup, PodContext, expand, field_ref, resource_field_ref
 from kubelet.tokenmanager import TokenGetter
 from proto.cri import api_pb2 as cri
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Payload = dict[str, tuple[bytes, int]]  # relative path -> (content, mode)
@@ -123,6 +135,119 @@ def write_atomic(target: Path, payload: Payload, gid: int | None = None) -> bool
     if old_data is not None and old_data.name != stamp and old_data.parent == target:
         shutil.rmtree(old_data, ignore_errors=True)
     return True
+
+
+# --- tmpfs for secret-backed volumes --------------------------------------------------------
+
+_MS_NOSUID, _MS_NODEV, _MS_REMOUNT = 0x2, 0x4, 0x20
+_MNT_DETACH, _UMOUNT_NOFOLLOW = 0x2, 0x8
+_PAGE = 4096
+_SLACK = 1 << 20
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts() -> list[tuple[str, str, str]]:
+    """(mount point, fstype, super options) of every mount this process sees."""
+    out: list[tuple[str, str, str]] = []
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        head, sep, tail = line.partition(" - ")
+        fields, rest = head.split(), tail.split()
+        if sep and len(fields) >= 5 and len(rest) >= 3:
+            out.append((_unescape(fields[4]), rest[0], rest[2]))
+    return out
+
+
+def is_secret_backed(volume: Obj) -> bool:
+    """Volumes whose files are secrets: these live on tmpfs (upstream's secret plugin, and
+    projected volumes, which upstream always puts on tmpfs)."""
+    kind = volume_kind(volume)
+    if kind == "secret":
+        return True
+    if kind != "projected":
+        return False
+    return any(src.get("secret") or src.get("serviceAccountToken")
+               for src in (volume.get("projected") or {}).get("sources") or [])
+
+
+def _tmpfs_size(payload: Payload) -> int:
+    # The atomic writer holds the old and the new payload at once during a swap; every file
+    # and directory takes at least one page.
+    need = sum(-(-len(content) // _PAGE) * _PAGE + 2 * _PAGE for content, _ in payload.values())
+    return 2 * need + _SLACK
+
+
+def _size_of(options: str) -> int | None:
+    m = re.search(r"(?:^|,)size=(\d+)([kmg]?)(?:,|$)", options)
+    if m is None:
+        return None
+    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
+
+
+def _mount_tmpfs(target: str, size: int, remount: bool) -> None:
+    flags = _MS_NOSUID | _MS_NODEV | (_MS_REMOUNT if remount else 0)
+    rc = _libc().mount(b"tmpfs", os.fsencode(target), b"tmpfs", ctypes.c_ulong(flags),
+                       f"size={size},mode=0755".encode())
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
+@functools.cache
+def _warn_no_tmpfs(reason: str) -> None:
+    # Once per reason, not once per volume and refresh.
+    log.warning("secret volumes are plain directories, not tmpfs: %s", reason)
+
+
+def ensure_tmpfs(target: Path, payload: Payload) -> bool:
+    """Make `target` a tmpfs big enough for `payload` (mounting or growing it); False when it
+    stays a plain directory. A directory that already holds a payload outside tmpfs (an
+    earlier fallback) is kept: a container may have it bind-mounted, and a mount on top
+    would hide later refreshes from it."""
+    if target.is_symlink():
+        raise VolumeError(f"{target} is a symbolic link")
+    target.mkdir(parents=True, exist_ok=True)
+    real = os.path.realpath(target)
+    size = _tmpfs_size(payload)
+    here = [(fstype, opts) for point, fstype, opts in mounts() if point == real]
+    try:
+        if here and here[-1][0] == "tmpfs":
+            current = _size_of(here[-1][1])
+            if current is not None and current < size:
+                _mount_tmpfs(real, size, remount=True)
+            return True
+        if (target / DATA_DIR).is_symlink():
+            return False
+        _mount_tmpfs(real, size, remount=False)
+        return True
+    except OSError as e:
+        _warn_no_tmpfs(f"mount -t tmpfs: {e.strerror} (errno {e.errno})")
+        return False
+
+
+def _unmount(point: str) -> None:
+    libc = _libc()
+    if libc.umount2(os.fsencode(point), _UMOUNT_NOFOLLOW) == 0:
+        return
+    err = ctypes.get_errno()
+    if err == errno.EBUSY:  # still in use: detach now, the kernel frees it when unused
+        if libc.umount2(os.fsencode(point), _UMOUNT_NOFOLLOW | _MNT_DETACH) == 0:
+            log.warning("volume %s was busy: detached lazily", point)
+            return
+        err = ctypes.get_errno()
+    raise OSError(err, os.strerror(err), point)
 
 
 # --- payloads -------------------------------------------------------------------------------
@@ -300,6 +425,8 @@ async def setup_volumes(pod: Obj, root: Path, ctx: PodContext, get_configmap: Lo
             if gid is not None:
                 # SetVolumeOwnership of a read-only volume: the fsGroup may read every file.
                 payload = {rel: (data, mode | 0o440) for rel, (data, mode) in payload.items()}
+            if is_secret_backed(volume):
+                ensure_tmpfs(target, payload)
             write_atomic(target, payload, gid)
             out[name] = HostVolume(str(target), read_only=True)
         except VolumeError as e:
@@ -335,6 +462,23 @@ def container_mounts(container: Obj, volumes: Mapping[str, HostVolume],
 
 
 def remove_pod_dir(root: Path, uid: str) -> None:
-    """Remove the pod's directory (volumes of kinds the kubelet created; hostPath data is
-    never under it)."""
-    shutil.rmtree(pod_dir(root, uid), ignore_errors=True)
+    """Unmount every mount under the pod's directory (its tmpfs volumes), deepest first,
+    then remove the directory (volumes of kinds the kubelet created; hostPath data is never
+    under it). Symbolic links are never followed: a link in place of the pod directory is
+    only unlinked, umount2 gets UMOUNT_NOFOLLOW and rmtree does not descend into links."""
+    base = pod_dir(root, uid)
+    if base.is_symlink():
+        base.unlink()
+        return
+    if not base.exists():
+        return
+    prefix = os.path.realpath(base) + "/"
+    points = sorted({p for p, _, _ in mounts() if p.startswith(prefix)}, key=len, reverse=True)
+    for point in points:
+        try:
+            _unmount(point)
+        except OSError as e:
+            # Keep the data: rmtree would empty a tmpfs it cannot remove.
+            log.warning("cannot unmount %s: %s; pod directory kept", point, e.strerror)
+            return
+    shutil.rmtree(base, ignore_errors=True)

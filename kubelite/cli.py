@@ -22,6 +22,8 @@ commands:
   proxy          run kube-proxy for a node (--kubeconfig, --hostname-override, --proxy-mode
                  iptables|userspace)
   dns            run the cluster DNS server (the kube-dns add-on; --kubeconfig or in-cluster)
+  vpc-shell      a shell (or `-- COMMAND`) inside the VPC, for a private endpoint
+                 (--data-dir DIR; needs root)
   certs          create, renew or check the cluster PKI; kubeconfigs for new users
                  (create|renew|check-expiration|kubeconfig --data-dir DIR)
   version        print the version
@@ -63,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "dns":
         from dns.__main__ import main as dns_main
         return dns_main(rest)
+    if cmd == "vpc-shell":
+        from kubelite.vpcshell import main as vpc_shell_main
+        return vpc_shell_main(rest)
     if cmd == "certs":
         from kubelite.certs import main as certs_main
         return certs_main(rest)

@@ -15,6 +15,13 @@ With nodes, the apiserver also listens on the VPC gateway address (its advertise
 the endpoint of the `kubernetes` Service) and the cluster DNS add-on (dns/addon.py: the
 `kube-dns` Deployment and Service at --cluster-dns) is created unless --no-dns.
 
+Endpoint access, as EKS (docs/security.md "Endpoint access (EKS modes)"): the public
+endpoint is the host's loopback (`DATA/kubeconfig`), open to --public-access-cidrs only; the
+private endpoint is the VPC gateway address (`DATA/kubeconfig-private`), used by the nodes,
+their kube-proxies and ipamds, and the `kubernetes` Service. Public only: nodes use the public
+endpoint and the gateway listener stays for pods, under the same allowlist. Private only: no
+loopback listener; `kubelite vpc-shell` is the way in.
+
 Security (docs/security.md): the cluster PKI lives in `DATA/pki/` (made on first start,
 reused after); etcd, the apiserver and every kubelet serve TLS only; each component talks to
 the apiserver with its own client certificate (kubeconfigs in `DATA/kubeconfigs/`), the
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import ipaddress
@@ -47,11 +55,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from api.errors import AlreadyExists, StatusError
+from api.flags import parse_bool
 from api.resources import CATALOGUE
+from apiserver.allowlist import allowed, parse_cidrs
 from apiserver.audit import ensure_default_policy
 from apiserver.storage.encryption import ensure_encryption_config
-from client.kubeconfig import load_kubeconfig
+from client.kubeconfig import ClientConfig, load_kubeconfig
 from client.rest import ApiClient, ApiConnectionError
 from cni.vpc import gateway_of, parse_vpc_cidr
 from dns import addon as dns_addon
@@ -122,6 +134,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "Service, named in the apiserver's certificate")
     p.add_argument("--no-dns", action="store_true",
                    help="do not install the cluster DNS add-on")
+    p.add_argument("--endpoint-public-access", type=parse_bool, default=True,
+                   metavar="true|false", help="serve the public endpoint on the host's "
+                   "loopback (default true, as EKS)")
+    p.add_argument("--endpoint-private-access", type=parse_bool, default=False,
+                   metavar="true|false", help="serve the private endpoint on the VPC "
+                   "gateway for nodes and pods (default false, as EKS; needs root)")
+    p.add_argument("--public-access-cidrs", default="0.0.0.0/0", metavar="CIDR[,CIDR]",
+                   help="source addresses the public endpoint accepts (default 0.0.0.0/0)")
     for comp in ("kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet",
                  "kube-proxy", "ipamd", "runtime"):
         p.add_argument(f"--{comp}-arg", action="append", default=[], metavar="--flag=value",
@@ -131,7 +151,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--nodes must be >= 0")
     if not 1 <= a.port <= 65535:
         p.error("--port must be between 1 and 65535")
+    try:
+        parse_cidrs(a.public_access_cidrs)
+    except ValueError as e:
+        p.error(f"--public-access-cidrs: {e}")
     return a
+
+
+def endpoint_refusal(args: argparse.Namespace) -> str | None:
+    """The one line `up` refuses an endpoint combination with, or None when it can run."""
+    if not args.endpoint_public_access and not args.endpoint_private_access:
+        return ("kubelite up: --endpoint-public-access=false and "
+                "--endpoint-private-access=false leave the cluster with no endpoint; "
+                "enable at least one")
+    if args.endpoint_private_access and os.geteuid() != 0:
+        return ("kubelite up: --endpoint-private-access=true needs root (the private "
+                "endpoint listens on the VPC bridge)")
+    return None
+
+
+def set_server(src: Path, dst: Path, server: str) -> Path:
+    """A copy of kubeconfig `src` at `dst` (mode 0600: it holds a key) naming `server`."""
+    doc = yaml.safe_load(src.read_text())
+    for cluster in doc.get("clusters") or []:
+        cluster["cluster"]["server"] = server
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
+    return dst
 
 
 class Supervisor:
@@ -145,6 +192,7 @@ class Supervisor:
         self._node_lock: Any = None
         self.with_nodes = False
         self.advertise_address = ""
+        self.internal_port = 0
         self.pki: Pki = Pki(self.data_dir / "pki")
 
     def _py(self, module: str, *flags: str) -> list[str]:
@@ -249,11 +297,7 @@ class Supervisor:
         if os.geteuid() == 0:
             # The VPC bridge, before any node: ipamd's addresses live on it (as aws-node's
             # init container prepares the host). The plugin would also create it lazily.
-            r = subprocess.run([self.python, "-m", "cni.hostnet", "up", "--bridge",
-                                DEFAULT_BRIDGE, "--vpc-cidr", self.args.vpc_cidr],
-                               capture_output=True, text=True, check=False, timeout=30)
-            if r.returncode != 0:
-                print(f"kubelite up: VPC bridge: {r.stderr.strip()}", file=sys.stderr)
+            self.ensure_vpc_bridge()
             # Node addresses left on the bridge by nodes that did not stop cleanly: ours
             # alone now (we hold the lock), and any of them may be a pod's address soon.
             stale = flush_node_addresses(DEFAULT_BRIDGE)
@@ -264,6 +308,27 @@ class Supervisor:
             print("kubelite up: not root: the VPC bridge and pod network need root",
                   file=sys.stderr, flush=True)
         return True
+
+    def ensure_vpc_bridge(self) -> None:
+        """The VPC bridge with the gateway address on it (root only; idempotent)."""
+        r = subprocess.run([self.python, "-m", "cni.hostnet", "up", "--bridge",
+                            DEFAULT_BRIDGE, "--vpc-cidr", self.args.vpc_cidr],
+                           capture_output=True, text=True, check=False, timeout=30)
+        if r.returncode != 0:
+            print(f"kubelite up: VPC bridge: {r.stderr.strip()}", file=sys.stderr)
+
+    def endpoint_flags(self) -> list[str]:
+        """The apiserver's listeners for the endpoint modes (docs/security.md)."""
+        a = self.args
+        bind = "127.0.0.1" if a.endpoint_public_access else self.advertise_address
+        flags = ["--bind-address", bind]
+        if self.advertise_address:
+            flags += ["--advertise-address", self.advertise_address]
+        flags += ["--public-access-cidrs", a.public_access_cidrs,
+                  "--endpoint-private-access", str(a.endpoint_private_access).lower()]
+        if self.internal_port:
+            flags += ["--internal-port", str(self.internal_port)]
+        return flags
 
     def plan(self) -> list[Component]:
         a = self.args
@@ -285,12 +350,9 @@ class Supervisor:
                 "--quota-backend-bytes", str(4 * 1024 ** 3), *etcd_flags(self.pki),
             ], self.logs / "etcd.log"))
         self.etcd_servers = etcd_servers
-        advertise = []
-        if self.advertise_address:
-            advertise = ["--advertise-address", self.advertise_address]
         comps.append(Component("apiserver", self._py(
             "apiserver", "--etcd-servers", etcd_servers, "--secure-port", str(a.port),
-            "--bind-address", "127.0.0.1", *advertise,
+            *self.endpoint_flags(),
             "--cluster-domain", a.cluster_domain,
             "--service-cluster-ip-range", a.service_cluster_ip_range,
             *apiserver_flags(self.pki, f"https://kubernetes.default.svc.{a.cluster_domain}"),
@@ -332,11 +394,11 @@ class Supervisor:
             await asyncio.sleep(0.2)
         return None
 
-    async def install_dns(self, kubeconfig: Path) -> None:
+    async def install_dns(self, config: ClientConfig) -> None:
         """The cluster DNS add-on (dns/addon.py), created once: objects that exist are left
         as they are, so a user's edits survive a restart."""
         a = self.args
-        async with ApiClient(load_kubeconfig(kubeconfig), component="kubelite-up") as api:
+        async with ApiClient(config, component="kubelite-up") as api:
             for obj in dns_addon.manifests(a.cluster_dns, cluster_domain=a.cluster_domain):
                 res = CATALOGUE.by_kind(obj["apiVersion"], obj["kind"])
                 assert res is not None, obj["kind"]
@@ -429,6 +491,53 @@ class Supervisor:
             await asyncio.sleep(0.2)
         return False
 
+    def endpoints(self) -> tuple[str | None, str | None, str]:
+        """(public, private, control-plane) server URLs. The scheduler, controller-manager
+        and `up` itself use the private endpoint, else the public one when the allowlist
+        admits loopback, else an internal loopback listener outside the allowlist (EKS's
+        control plane reaches its apiserver locally, never through the endpoint)."""
+        a = self.args
+        public = f"https://127.0.0.1:{a.port}" if a.endpoint_public_access else None
+        private = None
+        if a.endpoint_private_access:
+            private = f"https://{self.advertise_address}:{a.port}"
+        cidrs = parse_cidrs(a.public_access_cidrs)
+        vpc = parse_vpc_cidr(a.vpc_cidr)
+        if self.with_nodes and not private and not any(
+                n.version == 4 and vpc.subnet_of(n) for n in cidrs):
+            print(f"kubelite up: --public-access-cidrs excludes the VPC {vpc}: pods cannot "
+                  f"reach the apiserver (turn on --endpoint-private-access)",
+                  file=sys.stderr, flush=True)
+        if private:
+            return public, private, private
+        if allowed("127.0.0.1", cidrs):
+            assert public is not None
+            return public, private, public
+        if self.with_nodes:
+            print("kubelite up: --public-access-cidrs excludes 127.0.0.1, where the nodes "
+                  "reach the public endpoint from: they cannot join (as on EKS, allow them "
+                  "or turn on --endpoint-private-access)", file=sys.stderr, flush=True)
+        self.internal_port = free_port()
+        return public, private, f"https://127.0.0.1:{self.internal_port}"
+
+    def write_user_kubeconfigs(self, kubeconfigs: dict[str, Path], public: str | None,
+                               private: str | None, control: str) -> Path:
+        """DATA/kubeconfig (public endpoint) and DATA/kubeconfig-private; the control
+        plane's kubeconfigs name `control`. Returns the one to tell the user about."""
+        for name in ("kube-scheduler", "kube-controller-manager"):
+            set_server(kubeconfigs[name], kubeconfigs[name], control)
+        admin = kubeconfigs["admin"]
+        private_path = self.data_dir / "kubeconfig-private"
+        if private:
+            set_server(admin, private_path, private)
+        else:
+            private_path.unlink(missing_ok=True)  # a previous run's, naming no listener
+        if public:
+            set_server(admin, admin, public)
+            return admin
+        admin.unlink()  # no public endpoint: the only way in is from the VPC
+        return private_path
+
     async def run(self) -> int:
         a = self.args
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -439,10 +548,13 @@ class Supervisor:
         # Nodes first: the host lock and the VPC bridge decide the apiserver's advertise
         # address, which its certificate names.
         self.with_nodes = self.nodes_possible()
-        if self.with_nodes and os.geteuid() == 0:
+        if a.endpoint_private_access and not self.with_nodes:
+            self.ensure_vpc_bridge()  # the private endpoint's home (root: endpoint_refusal)
+        if (self.with_nodes or a.endpoint_private_access) and os.geteuid() == 0:
             # Pods reach the apiserver through the `kubernetes` Service: its endpoint is the
             # VPC gateway, the host's address on the pod network.
             self.advertise_address = str(gateway_of(parse_vpc_cidr(a.vpc_cidr)))
+        public, private, control = self.endpoints()
         try:
             self.pki = ensure_control_plane(
                 self.data_dir / "pki", service_ip=kubernetes_service_ip(
@@ -462,8 +574,7 @@ class Supervisor:
                 await self.start(comp)
                 watchers.append(asyncio.create_task(self.watch(comp),
                                                     name=f"supervise:{comp.name}"))
-            server = f"https://127.0.0.1:{a.port}"
-            if not await self.wait_ready(server + "/readyz"):
+            if not await self.wait_ready(control + "/readyz"):
                 if self.stopping.is_set():
                     return 0
                 print(f"kubelite up: the apiserver did not become ready; see {self.logs}",
@@ -475,13 +586,17 @@ class Supervisor:
                 # The client certificate now (ipamd needs it before it can name the node's
                 # IP); the serving one is reissued for the real IP before the kubelet starts.
                 ensure_node(self.pki, node, known.get(node) or ["127.0.0.1"])
-            kubeconfigs = write_kubeconfigs(self.data_dir, self.pki, server, nodes)
-            kubeconfig = kubeconfigs["admin"]
+            # Nodes (kubelets, kube-proxies, ipamds) use the private endpoint when there is
+            # one, else the public one, as EKS nodes do.
+            kubeconfigs = write_kubeconfigs(self.data_dir, self.pki, private or control,
+                                            nodes)
+            kubeconfig = self.write_user_kubeconfigs(kubeconfigs, public, private, control)
             clients = self.plan_clients(kubeconfigs)
             if self.with_nodes:
                 clients += self.plan_nodes(kubeconfigs)
                 if not a.no_dns:
-                    await self.install_dns(kubeconfig)
+                    await self.install_dns(dataclasses.replace(
+                        load_kubeconfig(kubeconfig), server=control))
             for comp in clients:
                 if comp.name.startswith("kubelet-"):
                     await self.issue_serving_cert(comp.name.removeprefix("kubelet-"), comp)
@@ -490,9 +605,13 @@ class Supervisor:
                 watchers.append(asyncio.create_task(self.watch(comp),
                                                     name=f"supervise:{comp.name}"))
             (self.data_dir / "cluster.json").write_text(json.dumps(
-                {"server": server, "etcdServers": self.etcd_servers,
+                {"server": public or private, "privateServer": private,
+                 "vpcCidr": a.vpc_cidr, "etcdServers": self.etcd_servers,
                  "pids": {c.name: c.proc.pid for c in self.components if c.proc}}, indent=2))
             print(f"kubelite is ready: export KUBECONFIG={kubeconfig}", flush=True)
+            if not public:
+                print(f"kubelite: the endpoint is private: run kubectl inside `kubelite "
+                      f"vpc-shell --data-dir {self.data_dir}`", flush=True)
             await self.stopping.wait()
             return 0
         finally:
@@ -516,5 +635,9 @@ def _http_ok(url: str, context: ssl.SSLContext) -> bool:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    refusal = endpoint_refusal(args)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     return asyncio.run(Supervisor(args).run())

@@ -100,3 +100,21 @@ def cluster() -> Iterator[Cluster]:
             yield c
         finally:
             stop_cluster_proc(c.proc)
+
+
+def remove_node_leftovers(c: Cluster, nodes: tuple[str, ...] = ("node-1", "node-2")) -> None:
+    """After `stop_cluster_proc`: what a stopped cluster's nodes leave on purpose for the
+    next start to re-adopt (docs/kubelet.md) — the pods' containers, and their pod
+    directories with the tmpfs mounts of secret and token volumes — removed the way the
+    kubelet removes a deleted pod's, so the temporary data dir can go."""
+    from kubelet.volumes import remove_pod_dir
+
+    for node in nodes:
+        r = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=io.kubelite.node={node}"],
+                           capture_output=True, text=True, timeout=60, check=False)
+        if r.stdout.split():
+            subprocess.run(["docker", "rm", "-f", *r.stdout.split()], capture_output=True,
+                           timeout=120, check=False)
+        root = c.data_dir / "nodes" / node / "kubelet"
+        for pod in sorted((root / "pods").glob("*")) if (root / "pods").is_dir() else []:
+            remove_pod_dir(root, pod.name)

@@ -25,7 +25,13 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import KUBECTL, Cluster, start_cluster, stop_cluster_proc
+from tests.e2e.conftest import (
+    KUBECTL,
+    Cluster,
+    remove_node_leftovers,
+    start_cluster,
+    stop_cluster_proc,
+)
 
 IMAGE = "kubelite/busybox:latest"
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -79,11 +85,7 @@ def nodes_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
             if request.session.testsfailed > failed_before:
                 dump_diagnostics(c)
             stop_cluster_proc(c.proc)  # the restart test replaces c.proc
-            # Whatever the tests left behind: the pods' containers of this cluster's nodes.
-            for node in ("node-1", "node-2"):
-                ids = docker("ps", "-aq", "--filter", f"label=io.kubelite.node={node}").split()
-                if ids:
-                    docker("rm", "-f", *ids, check=False)
+            remove_node_leftovers(c)
 
 
 # --- helpers --------------------------------------------------------------------------------

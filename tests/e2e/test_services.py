@@ -22,12 +22,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import Cluster, start_cluster, stop_cluster_proc
+from tests.e2e.conftest import Cluster, remove_node_leftovers, start_cluster, stop_cluster_proc
 from tests.e2e.test_pods import (
     apply,
     bare_pod,
     container,
-    docker,
     docker_available,
     dump_diagnostics,
     is_ready,
@@ -63,10 +62,7 @@ def svc_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
             if request.session.testsfailed > failed_before:
                 dump_diagnostics(c)
             stop_cluster_proc(c.proc)
-            for node in ("node-1", "node-2"):
-                ids = docker("ps", "-aq", "--filter", f"label=io.kubelite.node={node}").split()
-                if ids:
-                    docker("rm", "-f", *ids, check=False)
+            remove_node_leftovers(c)
 
 
 @pytest.fixture

@@ -171,3 +171,25 @@ async def test_secrets_are_sealed_in_etcd_and_clear_through_the_api(
         names = {s["metadata"]["name"]: s["data"] for s in (await api.list(SECRETS, NS))["items"]}
         assert names == {n: {"token": CANARY_B64} for n in ("s1", "s2", "s3")}
         assert_sealed(await stored(raw, "secrets", "s2"), "k8s:enc:secretbox:v1:key2:")
+
+
+async def test_no_key_in_etcd_holds_a_secret_value_in_clear(
+        apiservers: Apiserver, raw: Etcd, tmp_path: Path) -> None:
+    """The scan the issue asks for: after a Secret is written (and its object is read,
+    listed and patched through the API), no value anywhere in etcd holds its value. (A
+    canary of its own: the tests above leave CANARY in clear on purpose.)"""
+    canary = "scan-canary-" + base64.b32encode(tmp_path.name.encode()).decode()[:12]
+    canary_b64 = base64.b64encode(canary.encode())
+    server = apiservers.start(write_config(tmp_path / "scan.yaml", AESCBC_KEY1))
+    async with client(server) as api:
+        await api.create(SECRETS, {"apiVersion": "v1", "kind": "Secret",
+                                   "metadata": {"name": "scan"},
+                                   "data": {"token": canary_b64.decode()}}, NS)
+        assert (await api.get(SECRETS, "scan", NS))["data"]["token"] == canary_b64.decode()
+        await api.list(SECRETS, NS)
+        await api.patch(SECRETS, "scan", {"metadata": {"labels": {"scanned": "yes"}}}, NS)
+    everything = await raw.range(b"\x00", b"\x00")
+    assert everything.count > 0
+    leaks = [kv.key.decode(errors="replace") for kv in everything.kvs
+             if canary.encode() in kv.value or canary_b64 in kv.value]
+    assert leaks == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from kubelet.envvars import PodContext
 from kubelet.tokenmanager import TokenError, TokenManager, cache_key
-from kubelet.volumes import VolumeError, setup_volumes
+from kubelet.volumes import VolumeError, remove_pod_dir, setup_volumes
 
 Obj = dict[str, Any]
 T0 = 1_800_000_000.0
@@ -49,6 +50,13 @@ def _tr(seconds: int = 3600, audiences: list[str] | None = None, uid: str = "pod
     return {"spec": {"audiences": audiences or [], "expirationSeconds": seconds,
                      "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "p",
                                         "uid": uid}}}
+
+
+@pytest.fixture(autouse=True)
+def _unmount(tmp_path: Path) -> Iterator[None]:
+    # As root, projected token volumes are tmpfs mounts: tear them down as the kubelet does.
+    yield
+    remove_pod_dir(tmp_path, "pod-uid")
 
 
 @pytest.fixture

@@ -67,3 +67,16 @@ def test_large_document_without_aliases_is_not_measured() -> None:
     body = ("[" + ",".join(["a"] * 2000) + "]").encode()
     assert len(body) < 5000
     assert len(load(body, 5000)) == 2000
+
+
+@pytest.mark.parametrize("raw", [b"a: b: c\nsecret: s3cr3t-canary",
+                                 b'x: [1, 2\ny: "s3cr3t-canary',
+                                 b"k: v\n\tbad: s3cr3t-canary"])
+def test_yaml_errors_say_where_but_never_quote_the_body(raw: bytes) -> None:
+    """PyYAML's own message quotes the offending text, which may be a Secret's value."""
+    from api import errors
+    from apiserver.handlers import decode_body
+    with pytest.raises(errors.BadRequest) as e:
+        decode_body(raw, "application/yaml")
+    assert e.value.message.startswith("error decoding YAML: yaml: line ")
+    assert "s3cr3t" not in e.value.message
