@@ -180,7 +180,9 @@ async def test_no_key_in_etcd_holds_a_secret_value_in_clear(
     canary of its own: the tests above leave CANARY in clear on purpose.)"""
     canary = "scan-canary-" + base64.b32encode(tmp_path.name.encode()).decode()[:12]
     canary_b64 = base64.b64encode(canary.encode())
-    server = apiservers.start(write_config(tmp_path / "scan.yaml", AESCBC_KEY1))
+    # Every provider the tests above wrote with still reads (their secrets stay in etcd).
+    server = apiservers.start(write_config(tmp_path / "scan.yaml", AESCBC_KEY1,
+                                           SECRETBOX_KEY2, {"identity": {}}))
     async with client(server) as api:
         await api.create(SECRETS, {"apiVersion": "v1", "kind": "Secret",
                                    "metadata": {"name": "scan"},
