@@ -44,3 +44,14 @@ def kubectl_path() -> str:
         print("\nskipping: kubectl is not installed (optional tool)")
         pytest.skip("kubectl is not installed (optional tool)")
     return found
+
+
+async def kubectl(apiserver: ApiServer, *args: str, stdin: str | None = None
+                  ) -> tuple[int, str, str]:
+    """Real kubectl as the admin: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        kubectl_path(), "--kubeconfig", str(apiserver.kubeconfig), *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    return proc.returncode or 0, out.decode(), err.decode()

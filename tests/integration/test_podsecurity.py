@@ -3,7 +3,6 @@ upstream's message), and warnings as the real kubectl prints them."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -13,7 +12,7 @@ from api import errors
 from api.resources import CATALOGUE
 from client.rest import ApiClient
 from tests.conftest import ApiServer
-from tests.integration.conftest import kubectl_path
+from tests.integration.conftest import kubectl
 
 Obj = dict[str, Any]
 NAMESPACES = CATALOGUE.require("namespaces")
@@ -41,16 +40,6 @@ async def namespace(api: ApiClient, labels: dict[str, str]) -> str:
 def pod(name: str, **spec: Any) -> Obj:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}}
-
-
-async def kubectl(apiserver: ApiServer, *args: str, stdin: str | None = None
-                  ) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        kubectl_path(), "--kubeconfig", str(apiserver.kubeconfig), *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 async def refused(api: ApiClient, ns: str, body: Obj) -> errors.StatusError:

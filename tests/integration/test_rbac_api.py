@@ -4,7 +4,6 @@ aggregation controller running in-process."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -19,7 +18,7 @@ from client.rest import ApiClient
 from controller_manager.options import Options
 from tests.conftest import ApiServer
 from tests.eventually import eventually
-from tests.integration.conftest import controllers_running, kubectl_path
+from tests.integration.conftest import controllers_running, kubectl
 
 pytestmark = pytest.mark.asyncio
 
@@ -41,16 +40,6 @@ async def ns(api: ApiClient) -> str:
     name = uniq("rbac")
     await api.create(NAMESPACES, {"metadata": {"name": name}})
     return name
-
-
-async def kubectl(apiserver: ApiServer, *args: str, stdin: str | None = None
-                  ) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        kubectl_path(), "--kubeconfig", str(apiserver.kubeconfig), *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 POD_READER = {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}
