@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -412,11 +413,12 @@ class RequestAudit:
 REQUEST_AUDIT = web.RequestKey("audit", RequestAudit)
 
 
-class Sink:
+class Sink(ABC):
     """Where serialised events go (a LogWriter, or a list in tests)."""
 
+    @abstractmethod
     def write(self, line: bytes) -> None:
-        raise NotImplementedError
+        """Take one event line; never block the event loop."""
 
 
 class Auditor:
