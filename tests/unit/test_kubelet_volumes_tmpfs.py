@@ -32,7 +32,16 @@ def _can_mount() -> str | None:
     return None
 
 
-needs_mount = pytest.mark.skipif(_can_mount() is not None, reason=str(_can_mount()))
+@pytest.fixture
+def mountable() -> None:
+    """Skip (saying why) where tmpfs cannot be mounted: these tests need root."""
+    reason = _can_mount()
+    if reason is not None:
+        print(f"\nskipping: {reason}")
+        pytest.skip(reason)
+
+
+needs_mount = pytest.mark.usefixtures("mountable")
 
 
 async def _secret(namespace: str, name: str) -> Obj | None:
